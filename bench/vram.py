@@ -1,0 +1,278 @@
+"""Measure peak GPU memory of real-size Qwen2.5-Omni 3B/7B (random weights) per turn shape.
+
+    python bench/vram.py            # modelled table; plus measurements when CUDA is present
+    python bench/vram.py --models 3B --cases text,audio30,video15
+
+No download: the released architectures are rebuilt from the dims in `carellm.memory`,
+materialised directly on the GPU in bfloat16 (token2wav in fp32, as transformers does).
+Each case runs a prefill plus a short generate, with and without the talker, and records
+torch.cuda.max_memory_allocated / max_memory_reserved in GiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+
+from carellm.memory import GIB, MODELS, ModelSpec, Workload, estimate
+
+# Qwen's published minimum GPU memory, read as GiB: (model, dtype, video s, figure).
+# bfloat16 rows with flash-attention 2, float32 rows without; GPTQ/AWQ in low-VRAM mode.
+PUBLISHED = [
+    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 15, 18.38),
+    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 30, 22.43),
+    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 60, 28.22),
+    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 15, 31.11),
+    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 30, 41.85),
+    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 60, 60.19),
+    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 15, 11.64),
+    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 30, 17.43),
+    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 60, 29.51),
+    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 15, 11.77),
+    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 30, 17.84),
+    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 60, 30.31),
+    ("Qwen/Qwen2.5-Omni-3B", "float32", 15, 89.10),
+    ("Qwen/Qwen2.5-Omni-7B", "float32", 15, 93.56),
+]
+# case name -> (video seconds, audio seconds)
+CASES = {
+    "text": (0, 0),
+    "audio30": (0, 30),
+    "video15": (15, 0),
+    "video30": (30, 0),
+    "video60": (60, 0),
+}
+NEW_TOKENS = 16  # thinker reply length in the measured generate
+TALKER_TOKENS = 64  # codec tokens (~1.3 s of speech)
+
+
+def published_workload(model_id: str, seconds: float, speech: bool = True) -> Workload:
+    """The conditions under which Qwen's figures appear to have been measured (doc/memory.md)."""
+    spec = MODELS[model_id]
+    return Workload(
+        video_seconds=seconds,
+        audio_seconds=0,
+        images=0,
+        text_tokens=64,
+        speech=speech and spec.quantization is None,
+        full_prefill_logits=False if model_id.endswith("3B") else None,
+    )
+
+
+def published_estimate(model_id: str, dtype: str, seconds: float) -> float:
+    """Our estimate, in GiB, under the conditions of one published figure."""
+    spec = MODELS[model_id]
+    est = estimate(
+        spec,
+        published_workload(model_id, seconds),
+        dtype,
+        offload=spec.quantization is not None,
+        attention="sdpa" if dtype == "float32" else "flash_attention_2",
+    )
+    return est.peak / GIB
+
+
+def modelled_rows() -> list[tuple[str, str, int, float, float]]:
+    return [(m, d, s, published_estimate(m, d, s), p) for m, d, s, p in PUBLISHED]
+
+
+def print_modelled() -> None:
+    print("| model | dtype | video s | modelled GiB | published | error |")
+    print("|---|---|---:|---:|---:|---:|")
+    for model_id, dtype, seconds, modelled, published in modelled_rows():
+        error = 100 * (modelled - published) / published
+        print(
+            f"| {model_id} | {dtype} | {seconds} | {modelled:.2f} | {published:.2f} | {error:+.1f} % |"
+        )
+
+
+def build_config(spec: ModelSpec, speech: bool):
+    from transformers import Qwen2_5OmniConfig
+
+    text, vision, audio, talker = spec.text, spec.vision, spec.audio, spec.talker
+    thinker = {
+        "text_config": {
+            "hidden_size": text.hidden,
+            "num_hidden_layers": text.layers,
+            "num_attention_heads": text.heads,
+            "num_key_value_heads": text.kv_heads,
+            "intermediate_size": text.intermediate,
+            "vocab_size": text.vocab,
+            "tie_word_embeddings": text.tied_embeddings,
+        },
+        "vision_config": {
+            "depth": vision.depth,
+            "hidden_size": vision.hidden,
+            "num_heads": vision.heads,
+            "intermediate_size": vision.intermediate,
+            "out_hidden_size": text.hidden,
+        },
+        "audio_config": {
+            "d_model": audio.d_model,
+            "encoder_layers": audio.layers,
+            "encoder_ffn_dim": audio.ffn,
+            "output_dim": text.hidden,
+        },
+        "vision_start_token_id": 151652,  # read by get_rope_index, not a declared field
+    }
+    talker_cfg = {
+        "hidden_size": talker.hidden,
+        "num_hidden_layers": talker.layers,
+        "num_attention_heads": talker.heads,
+        "num_key_value_heads": talker.kv_heads,
+        "head_dim": talker.head_dim,
+        "intermediate_size": talker.intermediate,
+        "embedding_size": text.hidden,
+        "vision_start_token_id": 151652,
+    }
+    # A random talker can emit any codec id; the DiT's code embedding must cover them all.
+    token2wav = {"dit_config": {"num_embeds": 8448 + 1}}
+    return Qwen2_5OmniConfig(
+        thinker_config=thinker,
+        talker_config=talker_cfg,
+        token2wav_config=token2wav,
+        enable_audio_output=speech,
+    )
+
+
+def build_inputs(config, video_seconds: float, audio_seconds: float, device):
+    """Token ids and features shaped as qwen-omni-utils' defaults would produce them."""
+    import torch
+
+    th = config.thinker_config
+    ids = [151644, 872, 198]  # <|im_start|>user\n
+    kwargs = {}
+    if audio_seconds:
+        mel_frames = int(audio_seconds * 100)
+        n_audio = ((mel_frames - 1) // 2 + 1 - 2) // 2 + 1
+        ids += (
+            [th.audio_start_token_id] + [th.audio_token_index] * n_audio + [th.audio_end_token_id]
+        )
+        kwargs["input_features"] = torch.randn(
+            1, 128, mel_frames, device=device, dtype=torch.bfloat16
+        )
+        kwargs["feature_attention_mask"] = torch.ones(
+            1, mel_frames, device=device, dtype=torch.long
+        )
+    if video_seconds:
+        work = Workload(video_seconds=video_seconds)
+        grid_t = work.video_frames // 2
+        grid_h, grid_w = 48, 64  # 672 x 896 px = 768 merged tokens per frame pair
+        patches = grid_t * grid_h * grid_w
+        ids += [151652] + [th.video_token_index] * (patches // 4) + [151653]
+        kwargs["pixel_values_videos"] = torch.randn(
+            patches, 3 * 2 * 14 * 14, device=device, dtype=torch.bfloat16
+        )
+        kwargs["video_grid_thw"] = torch.tensor([[grid_t, grid_h, grid_w]], device=device)
+        kwargs["video_second_per_grid"] = torch.tensor([1.0], device=device)
+    ids += [151645, 198, 151644, 77091, 198]  # <|im_end|>\n<|im_start|>assistant\n
+    input_ids = torch.tensor([ids], device=device)
+    return input_ids, torch.ones_like(input_ids), kwargs
+
+
+def measure(spec: ModelSpec, case: str, speech: bool, model) -> tuple[float, float]:
+    import torch
+
+    video_s, audio_s = CASES[case]
+    input_ids, mask, kw = build_inputs(model.config, video_s, audio_s, "cuda")
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        if speech:
+            # Media go to the thinker only (ENVIRONMENT.md, observation 1).
+            thinker_kw = {f"thinker_{k}": v for k, v in kw.items() if k != "feature_attention_mask"}
+            if "feature_attention_mask" in kw:
+                thinker_kw["feature_attention_mask"] = kw["feature_attention_mask"]
+            model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                thinker_max_new_tokens=NEW_TOKENS,
+                talker_max_new_tokens=TALKER_TOKENS,
+                speaker="Chelsie",
+                **thinker_kw,
+            )
+        else:
+            model.thinker.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=NEW_TOKENS, **kw
+            )
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() / GIB, torch.cuda.max_memory_reserved() / GIB
+
+
+def run_gpu(model_ids: list[str], cases: list[str]) -> None:
+    import torch
+    from transformers import Qwen2_5OmniForConditionalGeneration
+
+    print("\n| model | case | speech | allocated GiB | reserved GiB | plan estimate | published |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for model_id in model_ids:
+        spec = MODELS[model_id]
+        for speech in (False, True):
+            config = build_config(spec, speech)
+            config.thinker_config._attn_implementation = "flash_attention_2"
+            with torch.device("cuda"):
+                model = Qwen2_5OmniForConditionalGeneration._from_config(
+                    config, dtype=torch.bfloat16
+                ).eval()
+            if speech:
+                model.speaker_map = {
+                    "Chelsie": {
+                        "bos_token": 151870,
+                        "cond": torch.zeros(config.token2wav_config.dit_config.enc_emb_dim),
+                        "ref_mel": torch.zeros(1, 300, config.token2wav_config.dit_config.mel_dim),
+                    }
+                }
+            for case in cases:
+                video_s, audio_s = CASES[case]
+                work = Workload(
+                    video_seconds=video_s,
+                    audio_seconds=audio_s,
+                    images=0,
+                    text_tokens=8 + NEW_TOKENS,
+                    speech=speech,
+                    video_audio=False,
+                )
+                planned = estimate(spec, work, "bfloat16").peak / GIB
+                try:
+                    alloc, reserved = measure(spec, case, speech, model)
+                    got = f"{alloc:.2f} | {reserved:.2f}"
+                except torch.OutOfMemoryError:
+                    got = "OOM | OOM"
+                published = next(
+                    (p for m, d, s, p in PUBLISHED if (m, d, s) == (model_id, "bfloat16", video_s)),
+                    float("nan"),
+                )
+                print(
+                    f"| {model_id} | {case} | {speech} | {got} | {planned:.2f} | {published:.2f} |",
+                    flush=True,
+                )
+                torch.cuda.empty_cache()
+            del model
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="3B,7B", help="comma list of 3B,7B")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {list(CASES)}")
+    args = parser.parse_args(argv)
+    print("Modelled peak vs Qwen's published minimum GPU memory (GiB)\n")
+    print_modelled()
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        print("\nNo CUDA device: skipped the measurements (modelled table only).")
+        return 0
+    model_ids = [f"Qwen/Qwen2.5-Omni-{m.strip()}" for m in args.models.split(",")]
+    run_gpu(model_ids, [c.strip() for c in args.cases.split(",")])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

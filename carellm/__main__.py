@@ -1,0 +1,5 @@
+import sys
+
+from carellm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The `carellm` command line: one subcommand module per group, each mapping flags to
+one library call. ``python -m carellm`` and the ``carellm`` script both land in `main`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from carellm.errors import CareLLMError
+
+# Each module defines `register(subparsers)`; the parser it adds sets `func`.
+_COMMAND_MODULES = ("chat", "tiny", "plan", "demo", "eval", "data", "finetune", "serve")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carellm", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"carellm.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"carellm.cli.{name}":
+                continue  # that command group is not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CareLLMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,171 @@
+"""`carellm chat`: a terminal counseling REPL.
+
+Plain lines are text turns. ``/audio FILE``, ``/image FILE`` and ``/video FILE``
+attach media to the next turn; ``/reset``, ``/export DIR``, ``/help`` and ``/quit``
+do what they say. Spoken replies are saved as WAVs in ``--save-audio DIR`` (only when
+asked: nothing is written otherwise) or played with an audio player if one exists.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from carellm.errors import CareLLMError
+
+BANNER = (
+    "CareLLM is a research tool, not a therapist. If you are in danger, call your local "
+    "emergency number (US/Canada 988, China 12356). Nothing is stored unless you /export."
+)
+HELP = "commands: /audio FILE  /image FILE  /video FILE  /reset  /export DIR  /help  /quit"
+_PLAYERS = (("aplay", "-q"), ("paplay",), ("afplay",), ("play", "-q"))
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("chat", help="counseling chat in the terminal")
+    p.add_argument("--model", default="auto", help="hub id, local folder, 'tiny' or 'auto'")
+    p.add_argument("--persona", default="counselor", help="counselor, listener or cbt")
+    p.add_argument("--voice", default="Chelsie", help="Chelsie or Ethan")
+    p.add_argument(
+        "--language",
+        choices=("zh", "en"),
+        default=None,
+        help="reply language (default: follow the user)",
+    )
+    p.add_argument(
+        "--no-speech",
+        dest="speech",
+        action="store_false",
+        help="text replies only (no talker loaded)",
+    )
+    p.add_argument(
+        "--no-report", dest="report", action="store_false", help="skip the emotion report"
+    )
+    p.add_argument("--save-audio", metavar="DIR", help="save each spoken reply as a WAV in DIR")
+    p.add_argument("--play", action="store_true", help="play spoken replies with an audio player")
+    p.add_argument(
+        "--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)"
+    )
+    p.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible replies)")
+    p.set_defaults(func=run)
+
+
+def _player() -> tuple[str, ...] | None:
+    for cmd in _PLAYERS:
+        if shutil.which(cmd[0]):
+            return cmd
+    return None
+
+
+def _handle_command(line: str, pending: dict, session) -> bool:
+    """Apply a /command; returns False to quit."""
+    cmd, _, arg = line.partition(" ")
+    arg = arg.strip()
+    if cmd in ("/quit", "/exit"):
+        return False
+    if cmd in ("/audio", "/image", "/video"):
+        if not arg:
+            print(f"usage: {cmd} FILE")
+        else:
+            pending[cmd[1:]] = arg
+            print(f"[{cmd[1:]} {arg} will go with your next message; press Enter to send it alone]")
+    elif cmd == "/reset":
+        session.reset()
+        pending.clear()
+        print("[conversation cleared]")
+    elif cmd == "/export":
+        print(f"[exported to {session.export(arg or 'carellm-session')}]")
+    else:
+        print(HELP)
+    return True
+
+
+def _show_reply(reply, index: int, args, player) -> None:
+    from carellm.export import write_wav
+
+    if reply.emotion is not None:
+        e = reply.emotion
+        print(f"  [{e.emoji} {e.label_en}/{e.label_zh} {e.primary.score:.2f} · valence {e.valence:+.2f} "
+              f"· arousal {e.arousal:.2f} · risk {e.risk} · {e.source}]")  # fmt: skip
+    if reply.safety is not None and reply.safety.level not in ("none", "low"):
+        print(
+            f"  [safety: {reply.safety.level} ({', '.join(reply.safety.categories) or 'model report'})]"
+        )
+    if reply.audio is None or not reply.audio.size:
+        return
+    seconds = reply.audio.size / reply.sample_rate
+    if args.save_audio:
+        path = Path(args.save_audio) / f"reply_{index:03d}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_wav(path, reply.audio, reply.sample_rate)
+        print(f"  [speech {seconds:.1f} s saved to {path}]")
+    if args.play and player:
+        with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+            write_wav(Path(f.name), reply.audio, reply.sample_rate)
+            subprocess.run([*player, f.name], check=False)
+
+
+def _turn(session, text: str, pending: dict, args, index: int, player) -> bool:
+    from carellm.session import Final, TextDelta
+    from carellm.turn import Turn
+
+    turn = Turn(
+        text=text or None,
+        audio=pending.get("audio"),
+        image=pending.get("image"),
+        video=pending.get("video"),
+    )
+    try:
+        print("carellm> ", end="", flush=True)
+        for event in session.stream(turn, report=args.report):
+            if isinstance(event, TextDelta):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, Final):
+                print()
+                _show_reply(event.reply, index, args, player)
+    except CareLLMError as e:
+        print(f"\n[error] {e}\n[nothing was added to the conversation; try again]")
+        return False
+    pending.clear()
+    return True
+
+
+def run(args) -> int:
+    import carellm
+
+    engine = carellm.load(args.model, device=args.device, speech=args.speech)
+    session = engine.session(
+        persona=args.persona, voice=args.voice, language=args.language, seed=args.seed
+    )
+    print(BANNER)
+    if engine.info.tiny:
+        print("WARNING: TINY RANDOM MODEL — replies are random tokens, for plumbing checks only.")
+    print(f"model: {engine.info.model} on {engine.info.device} · persona {args.persona} · {HELP}")
+    player = _player() if args.play else None
+    if args.play and not player:
+        print("[no audio player found (aplay/paplay/afplay/play); use --save-audio DIR]")
+    pending: dict = {}
+    index = 0
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            print()
+            return 0
+        line = line.strip()
+        if line.startswith("/"):
+            if not _handle_command(line, pending, session):
+                return 0
+            continue
+        if not line and not pending:
+            continue
+        index += 1
+        _turn(session, line, pending, args, index, player)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(None))

@@ -1,0 +1,59 @@
+"""`carellm eval ...`: offline evaluations, one nested subcommand per component.
+
+``carellm eval safety [--data FILE] [--json OUT]`` scores the crisis-safety rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `eval` group and its subcommands to the top-level parser."""
+    parser = subparsers.add_parser("eval", help="evaluate a component on a labelled set")
+    eval_subparsers = parser.add_subparsers(dest="eval_command", required=True)
+    register_safety(eval_subparsers)
+    # Other evaluations plug in here, each as `register_<name>(eval_subparsers)` that adds
+    # one subparser and sets `func` (planned: emotion, replies, latency).
+
+
+def register_safety(eval_subparsers: argparse._SubParsersAction) -> None:
+    """Add `eval safety`: precision/recall of `carellm.safety.assess` on a JSONL set."""
+    parser = eval_subparsers.add_parser(
+        "safety", help="score the crisis-safety rules (precision, recall, crisis recall)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="JSONL file of {id, text, lang, level, categories} (default: the packaged set)",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, metavar="OUT", help="also write the result as JSON"
+    )
+    parser.set_defaults(func=_run_safety)
+
+
+def _run_safety(args: argparse.Namespace) -> int:
+    from carellm.safety import evaluate, format_eval
+
+    result = evaluate(args.data)
+    _print_table(format_eval(result))
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _print_table(text: str) -> None:
+    try:
+        from rich.console import Console
+    except ImportError:
+        print(text)
+        return
+    # Plain text through rich: no markup parsing, no wrapping of the fixed-width table.
+    Console(soft_wrap=True).print(text, markup=False, highlight=False)

@@ -1,0 +1,163 @@
+"""The loaded model and what every session shares: processor, device, token ids, a lock.
+
+`load()` is the public entry point; `Engine.session()` opens an independent
+conversation. Sessions hold their own history; the engine holds no per-user state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from carellm.errors import ModelLoadError
+from carellm.loading import MODEL_3B, MODEL_7B, Resolved, load_checkpoint, resolve
+
+logger = logging.getLogger(__name__)
+
+AUTO_7B_MIN_FREE_GB = 40  # until the selection module decides: 7B needs ≥ 40 GB free
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What was loaded, for logs, the UI and exports."""
+
+    model: str  # hub id or folder
+    device: str
+    dtype: str
+    speech: bool  # talker + token2wav loaded
+    tiny: bool  # random tiny model: replies are noise
+    reason: str = ""  # why this model/setting was chosen ("auto" plans)
+
+
+class Engine:
+    """A loaded Qwen2.5-Omni with its processor. Create with `carellm.load`."""
+
+    def __init__(
+        self, model, processor, info: EngineInfo, *, talker_eos: tuple[int, ...] | None = None
+    ):
+        self.model = model
+        self.processor = processor
+        self.tokenizer = processor.tokenizer
+        self.info = info
+        self.lock = threading.RLock()  # one turn at a time on the shared model
+        self.talker_eos = talker_eos
+        tok = self.tokenizer
+        self.im_end = tok.convert_tokens_to_ids("<|im_end|>")
+        self.endoftext = tok.convert_tokens_to_ids("<|endoftext|>")
+        # A reply may end with <|im_end|>; every other special token (media
+        # placeholders, tts tokens…) is banned so replies stay plain text.
+        self.banned_ids = [i for i in tok.all_special_ids if i not in (self.im_end,)]
+        self.banned_ids += [
+            tok.convert_tokens_to_ids(t)
+            for t in tok.get_added_vocab()
+            if t.startswith("<|") and tok.convert_tokens_to_ids(t) != self.im_end
+        ]
+        vocab = model.thinker.config.text_config.vocab_size
+        self.banned_ids += list(range(len(tok), vocab))  # padding rows beyond the tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.thinker.get_input_embeddings().weight.device
+
+    @property
+    def speech(self) -> bool:
+        return bool(getattr(self.model, "has_talker", False))
+
+    def session(
+        self,
+        persona: str = "counselor",
+        voice: str = "Chelsie",
+        language: str | None = None,
+        **kwargs,
+    ):
+        """A new independent conversation (see `carellm.session.Session`)."""
+        from carellm.session import Session
+
+        return Session(self, persona=persona, voice=voice, language=language, **kwargs)
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _pick_device(device: str | None) -> str:
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _pick_dtype(dtype, device: str):
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype:
+        try:
+            return {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16,
+                    "fp16": torch.float16, "float32": torch.float32, "fp32": torch.float32}[dtype]  # fmt: skip
+        except KeyError:
+            raise ModelLoadError(
+                f"unknown dtype {dtype!r}; use bfloat16, float16 or float32"
+            ) from None
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16 if device == "mps" else torch.float32
+
+
+def _auto_model(speech: bool) -> tuple[str, str]:
+    """Model id and reason for model="auto" (the selection module refines this)."""
+    try:
+        from carellm.selection import Needs, select
+
+        plan = select(Needs(speech=speech))
+        return plan.model, "; ".join(plan.reasons)
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        if free / 1e9 >= AUTO_7B_MIN_FREE_GB:
+            return MODEL_7B, f"{free / 1e9:.0f} GB free on the GPU ≥ {AUTO_7B_MIN_FREE_GB} GB"
+    return MODEL_3B, "less than 40 GB of free GPU memory: the 3B fits in about 18-28 GB"
+
+
+def load(
+    model: str = "auto",
+    *,
+    device: str | None = None,
+    dtype=None,
+    speech: bool = True,
+    attn_implementation: str | None = None,
+) -> Engine:
+    """Load Qwen2.5-Omni and return an `Engine`.
+
+    ``model``: a Hugging Face id (``Qwen/Qwen2.5-Omni-7B``/``-3B``), a local folder,
+    ``"tiny"`` (a random model built locally, for plumbing checks) or ``"auto"``.
+    ``speech=False`` loads no talker/token2wav (about 2 GB less GPU memory).
+    """
+    reason = ""
+    if model == "auto":
+        model, reason = _auto_model(speech)
+        logger.info("auto-selected %s: %s", model, reason)
+    resolved: Resolved = resolve(model, speech=speech)
+    device = _pick_device(device)
+    torch_dtype = _pick_dtype(dtype, device)
+    if resolved.tiny:
+        logger.warning("TINY RANDOM MODEL: replies are random tokens, for plumbing checks only")
+    net, processor = load_checkpoint(
+        resolved, device=device, dtype=torch_dtype, speech=speech, attn=attn_implementation
+    )
+    talker_eos = None
+    if resolved.tiny:
+        from carellm.testing import TALKER_EOS_IDS
+
+        talker_eos = TALKER_EOS_IDS
+    info = EngineInfo(
+        model=resolved.name, device=device, dtype=str(torch_dtype).removeprefix("torch."),
+        speech=bool(getattr(net, "has_talker", False)), tiny=resolved.tiny, reason=reason,
+    )  # fmt: skip
+    logger.info("loaded %s on %s (%s), speech=%s", info.model, info.device, info.dtype, info.speech)
+    return Engine(net, processor, info, talker_eos=talker_eos)

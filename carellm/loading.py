@@ -1,0 +1,142 @@
+"""Finding and loading a Qwen2.5-Omni checkpoint: hub id, local folder or "tiny".
+
+Everything goes through the real ``Qwen2_5OmniForConditionalGeneration`` and
+``Qwen2_5OmniProcessor.from_pretrained``; failures become `ModelLoadError` with one
+line that says what is missing and how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from carellm.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+MODEL_7B = "Qwen/Qwen2.5-Omni-7B"
+MODEL_3B = "Qwen/Qwen2.5-Omni-3B"
+ALIASES = {"7b": MODEL_7B, "3b": MODEL_3B}
+KNOWN = (
+    "auto",
+    "tiny",
+    MODEL_7B,
+    MODEL_3B,
+    "Qwen/Qwen2.5-Omni-7B-GPTQ-Int4",
+    "Qwen/Qwen2.5-Omni-7B-AWQ",
+)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Where weights come from: a local folder or a hub id."""
+
+    name: str  # what from_pretrained receives
+    local: bool  # True for a folder on disk
+    tiny: bool  # the random tiny model: replies are noise
+
+
+def tiny_dir() -> Path:
+    """Cache folder of the tiny model (``$CARELLM_CACHE`` or ``~/.cache/carellm``)."""
+    base = os.environ.get("CARELLM_CACHE") or Path.home() / ".cache" / "carellm"
+    return Path(base) / "tiny-seed0"
+
+
+def _ensure_tiny() -> Path:
+    from carellm.testing import TINY_MARKER, build_tiny_model
+
+    folder = tiny_dir()
+    if not (folder / TINY_MARKER).exists() or not (folder / "model.safetensors").exists():
+        logger.info("building the tiny random model in %s", folder)
+        build_tiny_model(folder)
+    return folder
+
+
+def check_folder(folder: Path, *, speech: bool) -> None:
+    """Raise ModelLoadError naming the files a model folder lacks."""
+    missing = [name for name in ("config.json",) if not (folder / name).exists()]
+    if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
+        missing.append("*.safetensors weights")
+    if not (folder / "tokenizer.json").exists() and not (folder / "vocab.json").exists():
+        missing.append("tokenizer.json (or vocab.json + merges.txt)")
+    if not any(
+        (folder / n).exists() for n in ("preprocessor_config.json", "processor_config.json")
+    ):
+        missing.append("preprocessor_config.json")
+    if not (folder / "spk_dict.pt").exists():
+        missing.append("spk_dict.pt (voices)")
+    if missing:
+        raise ModelLoadError(
+            f"model folder {folder} lacks {', '.join(missing)}; download the full checkpoint "
+            f"with `huggingface-cli download {MODEL_7B} --local-dir {folder}` (or -3B) "
+            "and pass --model to that folder"
+        )
+
+
+def resolve(model: str, *, speech: bool = True) -> Resolved:
+    """Turn the user's ``model`` argument into something from_pretrained can load."""
+    if not isinstance(model, str) or not model.strip():
+        raise ModelLoadError(f"model must be a name or a folder; choose one of: {', '.join(KNOWN)}")
+    model = ALIASES.get(model.lower(), model)
+    if model == "tiny":
+        return Resolved(str(_ensure_tiny()), local=True, tiny=True)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        check_folder(path, speech=speech)
+        from carellm.testing import TINY_MARKER
+
+        return Resolved(str(path), local=True, tiny=(path / TINY_MARKER).exists())
+    if path.exists():
+        raise ModelLoadError(
+            f"{path} is a file; pass the folder that holds config.json and the weights"
+        )
+    if _HUB_ID.match(model) and not model.startswith((".", "/", "~")):
+        return Resolved(model, local=False, tiny=False)
+    raise ModelLoadError(
+        f"model folder {model} does not exist; pass an existing folder or one of: {', '.join(KNOWN)}"
+    )
+
+
+def _hub_error(name: str, error: Exception) -> ModelLoadError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    why = (
+        "HF_HUB_OFFLINE=1 is set and it is not in the local cache"
+        if offline
+        else ("the Hugging Face Hub is unreachable or the id is wrong")
+    )
+    return ModelLoadError(
+        f"cannot load {name}: {why}; on a machine with network run `huggingface-cli download "
+        f"{name} --local-dir DIR`, then pass --model DIR (or set HF_HUB_OFFLINE=1 to use the "
+        f"local cache) [{type(error).__name__}]"
+    )
+
+
+def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, attn: str | None):
+    """(model, processor) through the real transformers classes."""
+    from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
+
+    kwargs = {"dtype": dtype, "enable_audio_output": speech}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    if device == "auto":
+        kwargs["device_map"] = "auto"
+    try:
+        processor = Qwen2_5OmniProcessor.from_pretrained(resolved.name)
+        model = Qwen2_5OmniForConditionalGeneration.from_pretrained(resolved.name, **kwargs)
+    except (OSError, ValueError) as e:
+        if resolved.local:
+            raise ModelLoadError(
+                f"cannot load the model in {resolved.name}: {e}".splitlines()[0]
+            ) from e
+        raise _hub_error(resolved.name, e) from e
+    except Exception as e:  # huggingface_hub raises its own connection error types
+        if resolved.local:
+            raise
+        raise _hub_error(resolved.name, e) from e
+    if device != "auto":
+        model = model.to(device)
+    return model.eval(), processor

@@ -1,0 +1,187 @@
+"""carellm.selection and carellm.memory: plans for simulated machines, published figures."""
+
+import json
+
+import pytest
+
+from carellm.cli import main
+from carellm.errors import CareLLMError, InputError, MemoryPlanError, ModelLoadError
+from carellm.hardware import Hardware
+from carellm.memory import GIB, MODELS, Workload, estimate
+from carellm.selection import Needs, require_fit, select
+
+# Qwen's published minimum GPU memory (GB, read as GiB), BF16 + flash-attention 2 unless
+# noted; video read with qwen-omni-utils defaults. Conditions inferred in doc/memory.md.
+PUBLISHED = [
+    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 15, 18.38),
+    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 30, 22.43),
+    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 60, 28.22),
+    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 15, 31.11),
+    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 30, 41.85),
+    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 60, 60.19),
+    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 15, 11.64),
+    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 30, 17.43),
+    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 60, 29.51),
+    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 15, 11.77),
+    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 30, 17.84),
+    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 60, 30.31),
+    ("Qwen/Qwen2.5-Omni-3B", "float32", 15, 89.10),
+    ("Qwen/Qwen2.5-Omni-7B", "float32", 15, 93.56),
+]
+
+
+def published_estimate(model_id: str, dtype: str, seconds: float) -> float:
+    """Our estimate under the conditions each published figure was measured with."""
+    spec = MODELS[model_id]
+    work = Workload(
+        video_seconds=seconds,
+        audio_seconds=0,
+        images=0,
+        text_tokens=64,
+        speech=spec.quantization is None,
+        full_prefill_logits=False if model_id.endswith("3B") else None,
+    )
+    attention = "sdpa" if dtype == "float32" else "flash_attention_2"
+    est = estimate(spec, work, dtype, offload=spec.quantization is not None, attention=attention)
+    return est.peak / GIB
+
+
+@pytest.mark.parametrize(("model_id", "dtype", "seconds", "published"), PUBLISHED)
+def test_reproduces_published_figure(model_id, dtype, seconds, published):
+    modelled = published_estimate(model_id, dtype, seconds)
+    assert modelled == pytest.approx(published, rel=0.10)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "billions"),
+    [("Qwen/Qwen2.5-Omni-7B", 10.7), ("Qwen/Qwen2.5-Omni-3B", 5.5)],
+)
+def test_parameter_counts_match_released_models(model_id, billions):
+    total = sum(MODELS[model_id].component_params.values()) / 1e9
+    assert total == pytest.approx(billions, rel=0.03)
+
+
+def test_video_tokens_follow_qwen_reader_defaults():
+    work = Workload(video_seconds=15, audio_seconds=0, images=0)
+    assert work.video_frames == 30
+    assert work.video_tokens == 15 * 768  # 768 merged tokens per pair of frames
+    assert Workload(video_seconds=15).audio_tokens == 45 * 25  # voice + sound track
+
+
+# (simulated machine, needs, expected model, speech, dtype, device)
+MACHINES = [
+    (dict(gpus_gb=[8], ram_gb=16), Needs(), "Qwen/Qwen2.5-Omni-3B", False, "bfloat16", "cpu"),
+    (
+        dict(gpus_gb=[12], packages=("gptqmodel",)),
+        Needs(speech=False),
+        "Qwen/Qwen2.5-Omni-7B-GPTQ-Int4",
+        False,
+        "float16",
+        "cuda",
+    ),
+    (dict(gpus_gb=[12]), Needs(), "Qwen/Qwen2.5-Omni-3B", False, "float32", "cpu"),
+    (dict(gpus_gb=[16]), Needs(), "Qwen/Qwen2.5-Omni-3B", False, "bfloat16", "cuda"),
+    (dict(gpus_gb=[24]), Needs(), "Qwen/Qwen2.5-Omni-3B", True, "bfloat16", "cuda"),
+    (
+        dict(gpus_gb=[24]),
+        Needs(video_seconds=60),
+        "Qwen/Qwen2.5-Omni-3B",
+        False,
+        "bfloat16",
+        "cuda",
+    ),
+    (dict(gpus_gb=[48]), Needs(), "Qwen/Qwen2.5-Omni-7B", True, "bfloat16", "cuda"),
+    (dict(gpus_gb=[48]), Needs(video_seconds=15), "Qwen/Qwen2.5-Omni-7B", True, "bfloat16", "cuda"),
+    (dict(gpus_gb=[80]), Needs(video_seconds=60), "Qwen/Qwen2.5-Omni-7B", True, "bfloat16", "cuda"),
+    (dict(gpus_gb=[24, 24]), Needs(), "Qwen/Qwen2.5-Omni-7B", True, "bfloat16", "cuda"),
+    (dict(gpus_gb=[], ram_gb=8), Needs(), "Qwen/Qwen2.5-1.5B-Instruct", False, "bfloat16", "cpu"),
+    (dict(gpus_gb=[], ram_gb=32), Needs(), "Qwen/Qwen2.5-Omni-3B", False, "float32", "cpu"),
+    (dict(mps=True, ram_gb=32), Needs(), "Qwen/Qwen2.5-Omni-3B", True, "float16", "mps"),
+]
+
+
+@pytest.mark.parametrize(("machine", "needs", "model", "speech", "dtype", "device"), MACHINES)
+def test_plan_for_machine(machine, needs, model, speech, dtype, device):
+    hw = Hardware.simulated(**machine)
+    plan = select(needs, hw)
+    assert (plan.model, plan.speech, plan.dtype, plan.device) == (model, speech, dtype, device)
+    assert plan.fits
+    assert plan.estimated_peak_gb + plan.margin_gb <= plan.budget_gb
+    assert plan.reasons
+
+
+def test_two_gpus_split_with_max_memory():
+    plan = select(Needs(), Hardware.simulated(gpus_gb=[24, 24]))
+    assert plan.device_map == "auto"
+    assert [d for d, _ in plan.max_memory] == ["0", "1"]
+    assert plan.estimated_peak_gb > 24  # would not fit one of the cards
+
+
+def test_cpu_plan_warns_about_speed():
+    plan = select(Needs(), Hardware.simulated(gpus_gb=[], ram_gb=32))
+    assert any("minutes" in w for w in plan.warnings)
+
+
+def test_quantized_model_named_when_not_installed():
+    plan = select(Needs(video_seconds=60), Hardware.simulated(gpus_gb=[24]))
+    assert any("pip install gptqmodel" in r for r in plan.reasons)
+
+
+def test_forced_model_that_does_not_fit_suggests_alternatives():
+    hw = Hardware.simulated(gpus_gb=[24])
+    plan = select(Needs(model="Qwen/Qwen2.5-Omni-7B", video_seconds=30), hw)
+    assert not plan.fits and plan.model == "Qwen/Qwen2.5-Omni-7B"
+    assert plan.suggestions
+    with pytest.raises(MemoryPlanError, match="try:"):
+        require_fit(plan)
+
+
+def test_require_fit_passes_a_fitting_plan():
+    plan = select(Needs(), Hardware.simulated(gpus_gb=[80]))
+    assert require_fit(plan) is plan
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"video_seconds": -1}, InputError),
+        ({"audio_seconds": float("nan")}, InputError),
+        ({"model": "Qwen/Qwen9-Omni"}, ModelLoadError),
+        ({"dtype": "int8"}, InputError),
+    ],
+)
+def test_bad_needs_raise(kwargs, error):
+    with pytest.raises(error) as info:
+        Needs(**kwargs)
+    assert isinstance(info.value, CareLLMError)
+    assert str(info.value)
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ModelLoadError, match="Qwen/Qwen2.5-Omni-3B"):
+        Needs(model="nope")
+
+
+def test_cli_plan_json(capsys):
+    rc = main(["plan", "--gpu-mem", "24,24", "--video-seconds", "15", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    for key in ("model", "dtype", "speech", "estimated_peak_gb", "margin_gb", "fits", "reasons"):
+        assert key in data
+    assert data["device_map"] == "auto" and data["fits"]
+
+
+def test_cli_plan_forced_model_not_fitting(capsys):
+    rc = main(["plan", "--gpu-mem", "16", "--model", "Qwen/Qwen2.5-Omni-7B", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 1 and not data["fits"] and data["suggestions"]
+
+
+def test_cli_plan_bad_input(capsys):
+    assert main(["plan", "--video-seconds", "-5"]) == 2
+    assert "video_seconds" in capsys.readouterr().err
+
+
+def test_cli_plan_table(capsys):
+    assert main(["plan", "--ram", "32", "--no-speech"]) == 0
+    assert "Qwen/Qwen2.5-Omni-3B" in capsys.readouterr().out
