@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _LAZY = {
     "load": "carellm.engine",
+    "RemoteEngine": "carellm.remote",
     "Engine": "carellm.engine",
     "Turn": "carellm.turn",
     "Session": "carellm.session",

@@ -29,7 +29,7 @@ def _report_scores(engine, pre: Prefill, questions) -> dict[str, dict[str, float
         (opening + engine.encode(q.prompt), [engine.encode(" " + c) for c in q.candidates])
         for q in questions
     ]
-    values = score_candidates(engine.model.thinker, pre, batches)
+    values = score_candidates(engine.thinker, pre, batches)
     return {q.name: dict(zip(q.candidates, v)) for q, v in zip(questions, values)}
 
 

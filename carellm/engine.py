@@ -30,18 +30,19 @@ class EngineInfo:
     speech: bool  # talker + token2wav loaded
     tiny: bool  # random tiny model: replies are noise
     reason: str = ""  # why this model/setting was chosen ("auto" plans)
+    adapter: str | None = None  # LoRA folder applied to the thinker, if any
 
 
 class Engine:
     """A loaded Qwen2.5-Omni with its processor. Create with `carellm.load`."""
 
-    def __init__(
-        self, model, processor, info: EngineInfo, *, talker_eos: tuple[int, ...] | None = None
-    ):
+    def __init__(self, model, processor, info: EngineInfo, *, talker_eos=None, tokenizer=None):
         self.model = model
-        self.processor = processor
-        self.tokenizer = processor.tokenizer
+        self.processor = processor  # None for a lite (text-only) model
+        self.tokenizer = tokenizer if tokenizer is not None else processor.tokenizer
         self.info = info
+        # the text decoder: Qwen2.5-Omni's thinker, or the whole lite model
+        self.thinker = model.thinker if hasattr(model, "thinker") else model
         self.lock = threading.RLock()  # one turn at a time on the shared model
         self.talker_eos = talker_eos
         tok = self.tokenizer
@@ -55,12 +56,17 @@ class Engine:
             for t in tok.get_added_vocab()
             if t.startswith("<|") and tok.convert_tokens_to_ids(t) != self.im_end
         ]
-        vocab = model.thinker.config.text_config.vocab_size
+        vocab = self.thinker.config.get_text_config().vocab_size
         self.banned_ids += list(range(len(tok), vocab))  # padding rows beyond the tokenizer
 
     @property
     def device(self) -> torch.device:
-        return self.model.thinker.get_input_embeddings().weight.device
+        return self.thinker.get_input_embeddings().weight.device
+
+    @property
+    def lite(self) -> bool:
+        """A text-only model (the CPU "lite" tier): no audio, images, video or speech."""
+        return self.processor is None
 
     @property
     def speech(self) -> bool:
@@ -131,13 +137,29 @@ def load(
     dtype=None,
     speech: bool = True,
     attn_implementation: str | None = None,
-) -> Engine:
+    adapter: str | None = None,
+    merge_adapter: bool = False,
+    backend: str = "local",
+    base_url: str | None = None,
+    api_key: str | None = None,
+):
     """Load Qwen2.5-Omni and return an `Engine`.
 
     ``model``: a Hugging Face id (``Qwen/Qwen2.5-Omni-7B``/``-3B``), a local folder,
     ``"tiny"`` (a random model built locally, for plumbing checks) or ``"auto"``.
     ``speech=False`` loads no talker/token2wav (about 2 GB less GPU memory).
+    ``adapter``: a LoRA folder from ``carellm finetune`` applied to the thinker.
+    ``backend="openai"`` drives an OpenAI-compatible server at ``base_url`` (vLLM,
+    vLLM-Omni, ``carellm serve``) and returns a `carellm.remote.RemoteEngine`.
     """
+    if backend == "openai":
+        from carellm.remote import RemoteEngine
+
+        if not base_url:
+            raise ModelLoadError("backend='openai' needs base_url, e.g. http://127.0.0.1:8901/v1")
+        return RemoteEngine(base_url, model=None if model == "auto" else model, api_key=api_key)
+    if backend != "local":
+        raise ModelLoadError(f"unknown backend {backend!r}; use 'local' or 'openai'")
     reason = ""
     if model == "auto":
         model, reason = _auto_model(speech)
@@ -147,9 +169,24 @@ def load(
     torch_dtype = _pick_dtype(dtype, device)
     if resolved.tiny:
         logger.warning("TINY RANDOM MODEL: replies are random tokens, for plumbing checks only")
+    if resolved.tier == "lite":
+        from carellm.loading import load_lite
+
+        net, tokenizer = load_lite(
+            resolved, device=device, dtype=torch_dtype, attn=attn_implementation
+        )
+        info = EngineInfo(
+            model=resolved.name, device=device, dtype=str(torch_dtype).removeprefix("torch."),
+            speech=False, tiny=resolved.tiny, reason=reason or "lite text tier",
+        )  # fmt: skip
+        return Engine(net, None, info, tokenizer=tokenizer)
     net, processor = load_checkpoint(
         resolved, device=device, dtype=torch_dtype, speech=speech, attn=attn_implementation
     )
+    if adapter is not None:
+        from carellm.adapters import apply_adapter
+
+        apply_adapter(net, adapter, merge=merge_adapter)
     talker_eos = None
     if resolved.tiny:
         from carellm.testing import TALKER_EOS_IDS
@@ -158,6 +195,7 @@ def load(
     info = EngineInfo(
         model=resolved.name, device=device, dtype=str(torch_dtype).removeprefix("torch."),
         speech=bool(getattr(net, "has_talker", False)), tiny=resolved.tiny, reason=reason,
+        adapter=adapter,
     )  # fmt: skip
     logger.info("loaded %s on %s (%s), speech=%s", info.model, info.device, info.dtype, info.speech)
     return Engine(net, processor, info, talker_eos=talker_eos)

@@ -41,6 +41,7 @@ class Prefill:
     cache: object  # transformers DynamicCache holding P positions
     rope_deltas: torch.Tensor  # [1, 1] M-RoPE offset for positions after the prompt
     hidden: torch.Tensor | None
+    mrope: bool = True  # Qwen2.5-Omni's 3-D positions; False for a plain text model (lite)
     mm_meta: dict = field(default_factory=dict)  # grids/lengths the talker needs for its RoPE
 
     @property
@@ -59,11 +60,13 @@ class Sampling:
     max_new_tokens: int = 256  # tokens; a spoken counseling reply is a few sentences
 
 
-def positions(rope_deltas: torch.Tensor, start: int, length: int, batch: int = 1) -> torch.Tensor:
-    """M-RoPE position ids [3, batch, length] for text tokens at ``start`` onward."""
-    pos = (
-        torch.arange(start, start + length, device=rope_deltas.device) + rope_deltas.reshape(-1)[0]
-    )
+def positions(pre: Prefill, start: int, length: int, batch: int = 1) -> torch.Tensor:
+    """Position ids of text tokens at ``start`` onward: M-RoPE [3, batch, length] for
+    Qwen2.5-Omni (offset by the prefill's rope_deltas), plain [batch, length] otherwise."""
+    deltas = pre.rope_deltas
+    pos = torch.arange(start, start + length, device=deltas.device) + deltas.reshape(-1)[0]
+    if not pre.mrope:
+        return pos.view(1, -1).expand(batch, -1)
     return pos.view(1, 1, -1).expand(3, batch, -1)
 
 
@@ -74,13 +77,15 @@ def prefill(thinker, inputs: dict, *, keep_hidden: bool, use_audio_in_video: boo
 
     input_ids = inputs["input_ids"]
     mm = {k: inputs[k] for k in MM_KEYS if inputs.get(k) is not None}
+    omni = hasattr(thinker.model, "audio_tower")  # False for a lite text model
+    if omni:
+        mm["use_audio_in_video"] = use_audio_in_video
     cache = DynamicCache()
     out = thinker.model(
         input_ids=input_ids,
         attention_mask=torch.ones_like(input_ids),
         past_key_values=cache,
         use_cache=True,
-        use_audio_in_video=use_audio_in_video,
         **mm,
     )
     meta = {
@@ -89,12 +94,16 @@ def prefill(thinker, inputs: dict, *, keep_hidden: bool, use_audio_in_video: boo
     if "feature_attention_mask" in mm:
         meta["audio_feature_lengths"] = mm["feature_attention_mask"].sum(dim=1)
     meta["use_audio_in_video"] = use_audio_in_video
+    deltas = getattr(thinker.model, "rope_deltas", None) if omni else None
     return Prefill(
         input_ids=input_ids,
         cache=out.past_key_values,
-        rope_deltas=thinker.model.rope_deltas.clone(),
+        rope_deltas=deltas.clone()
+        if deltas is not None
+        else torch.zeros(1, 1, dtype=torch.long, device=input_ids.device),
         hidden=out.last_hidden_state if keep_hidden else None,
         mm_meta=meta,
+        mrope=omni,
     )
 
 
@@ -130,7 +139,7 @@ def score_candidates(
     for question, candidates in questions:
         out = thinker.model(
             input_ids=torch.tensor([question], device=pre.input_ids.device),
-            position_ids=positions(pre.rope_deltas, pre.length, len(question)),
+            position_ids=positions(pre, pre.length, len(question)),
             past_key_values=_expanded_cache(pre.cache, 1),
             use_cache=True,
         )
@@ -151,7 +160,7 @@ def _score_batch(thinker, pre, cache, first, start, candidates) -> list[float]:
         ids[i, : len(cand)] = torch.tensor(cand)
     out = thinker.model(
         input_ids=ids,
-        position_ids=positions(pre.rope_deltas, start, width, batch=len(candidates)),
+        position_ids=positions(pre, start, width, batch=len(candidates)),
         past_key_values=_expanded_cache(cache, len(candidates)),
         use_cache=True,
     )
@@ -231,7 +240,7 @@ def decode(
     pos = pre.length
     out = thinker.model(
         input_ids=ids,
-        position_ids=positions(pre.rope_deltas, pos, len(suffix_ids)),
+        position_ids=positions(pre, pos, len(suffix_ids)),
         past_key_values=pre.cache,
         use_cache=True,
     )
@@ -247,7 +256,7 @@ def decode(
         generated.append(token)
         out = thinker.model(
             input_ids=torch.tensor([[token]], device=device),
-            position_ids=positions(pre.rope_deltas, pos, 1),
+            position_ids=positions(pre, pos, 1),
             past_key_values=pre.cache,
             use_cache=True,
         )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from carellm.errors import ModelLoadError
 
@@ -38,6 +40,7 @@ class Resolved:
     name: str  # what from_pretrained receives
     local: bool  # True for a folder on disk
     tiny: bool  # the random tiny model: replies are noise
+    tier: str = "omni"  # "omni" (Qwen2.5-Omni) or "lite" (a text-only Qwen2 chat model)
 
 
 def tiny_dir() -> Path:
@@ -46,33 +49,45 @@ def tiny_dir() -> Path:
     return Path(base) / "tiny-seed0"
 
 
-def _ensure_tiny() -> Path:
-    from carellm.testing import TINY_MARKER, build_tiny_model
+def _ensure_tiny(lite: bool = False) -> Path:
+    from carellm.testing import TINY_MARKER, build_tiny_model, build_tiny_text_model
 
-    folder = tiny_dir()
+    folder = tiny_dir().with_name("tiny-lite-seed0") if lite else tiny_dir()
     if not (folder / TINY_MARKER).exists() or not (folder / "model.safetensors").exists():
         logger.info("building the tiny random model in %s", folder)
-        build_tiny_model(folder)
+        (build_tiny_text_model if lite else build_tiny_model)(folder)
     return folder
 
 
-def check_folder(folder: Path, *, speech: bool) -> None:
+def _folder_tier(folder: Path) -> str:
+    """ "omni" for a Qwen2.5-Omni checkpoint, "lite" for any other (text) model."""
+    import json
+
+    try:
+        kind = json.loads((folder / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError):
+        return "omni"  # check_folder names what is missing
+    return "omni" if kind == "qwen2_5_omni" else "lite"
+
+
+def check_folder(folder: Path, *, speech: bool, lite: bool = False) -> None:
     """Raise ModelLoadError naming the files a model folder lacks."""
     missing = [name for name in ("config.json",) if not (folder / name).exists()]
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
         missing.append("*.safetensors weights")
     if not (folder / "tokenizer.json").exists() and not (folder / "vocab.json").exists():
         missing.append("tokenizer.json (or vocab.json + merges.txt)")
-    if not any(
+    if not lite and not any(
         (folder / n).exists() for n in ("preprocessor_config.json", "processor_config.json")
     ):
         missing.append("preprocessor_config.json")
-    if not (folder / "spk_dict.pt").exists():
+    if not lite and not (folder / "spk_dict.pt").exists():
         missing.append("spk_dict.pt (voices)")
     if missing:
+        repo = "Qwen/Qwen2.5-1.5B-Instruct" if lite else f"{MODEL_7B} (or -3B)"
         raise ModelLoadError(
             f"model folder {folder} lacks {', '.join(missing)}; download the full checkpoint "
-            f"with `huggingface-cli download {MODEL_7B} --local-dir {folder}` (or -3B) "
+            f"with `huggingface-cli download {repo} --local-dir {folder}` "
             "and pass --model to that folder"
         )
 
@@ -82,20 +97,25 @@ def resolve(model: str, *, speech: bool = True) -> Resolved:
     if not isinstance(model, str) or not model.strip():
         raise ModelLoadError(f"model must be a name or a folder; choose one of: {', '.join(KNOWN)}")
     model = ALIASES.get(model.lower(), model)
-    if model == "tiny":
-        return Resolved(str(_ensure_tiny()), local=True, tiny=True)
+    if model in ("tiny", "tiny-lite"):
+        lite = model == "tiny-lite"
+        return Resolved(
+            str(_ensure_tiny(lite)), local=True, tiny=True, tier="lite" if lite else "omni"
+        )
     path = Path(model).expanduser()
     if path.is_dir():
-        check_folder(path, speech=speech)
+        tier = _folder_tier(path)
+        check_folder(path, speech=speech, lite=tier == "lite")
         from carellm.testing import TINY_MARKER
 
-        return Resolved(str(path), local=True, tiny=(path / TINY_MARKER).exists())
+        return Resolved(str(path), local=True, tiny=(path / TINY_MARKER).exists(), tier=tier)
     if path.exists():
         raise ModelLoadError(
             f"{path} is a file; pass the folder that holds config.json and the weights"
         )
     if _HUB_ID.match(model) and not model.startswith((".", "/", "~")):
-        return Resolved(model, local=False, tiny=False)
+        tier = "omni" if "omni" in model.lower() else "lite"
+        return Resolved(model, local=False, tiny=False, tier=tier)
     raise ModelLoadError(
         f"model folder {model} does not exist; pass an existing folder or one of: {', '.join(KNOWN)}"
     )
@@ -115,17 +135,45 @@ def _hub_error(name: str, error: Exception) -> ModelLoadError:
     )
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub's host accepts a TCP connection (``HF_ENDPOINT`` respected)."""
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _offline_kwargs(resolved: Resolved) -> dict:
+    """Use the local cache when the Hub cannot be reached; fail fast when not cached.
+
+    Without this, transformers retries an unreachable Hub for minutes.
+    """
+    if resolved.local:
+        return {}
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(resolved.name, "config.json"), str)
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or not hub_reachable()
+    if offline and not cached:
+        raise _hub_error(resolved.name, ConnectionError("offline and not in the local cache"))
+    return {"local_files_only": True} if offline else {}
+
+
 def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, attn: str | None):
     """(model, processor) through the real transformers classes."""
     from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
 
-    kwargs = {"dtype": dtype, "enable_audio_output": speech}
+    kwargs = {"dtype": dtype, "enable_audio_output": speech, **_offline_kwargs(resolved)}
     if attn:
         kwargs["attn_implementation"] = attn
     if device == "auto":
         kwargs["device_map"] = "auto"
     try:
-        processor = Qwen2_5OmniProcessor.from_pretrained(resolved.name)
+        local_only = {k: v for k, v in kwargs.items() if k == "local_files_only"}
+        processor = Qwen2_5OmniProcessor.from_pretrained(resolved.name, **local_only)
         model = Qwen2_5OmniForConditionalGeneration.from_pretrained(resolved.name, **kwargs)
     except (OSError, ValueError) as e:
         if resolved.local:
@@ -140,3 +188,25 @@ def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, att
     if device != "auto":
         model = model.to(device)
     return model.eval(), processor
+
+
+def load_lite(resolved: Resolved, *, device: str, dtype, attn: str | None):
+    """(model, tokenizer) of a text-only chat model (the lite tier) via the Auto classes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"dtype": dtype, **_offline_kwargs(resolved)}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    local_only = {k: v for k, v in kwargs.items() if k == "local_files_only"}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolved.name, **local_only)
+        model = AutoModelForCausalLM.from_pretrained(resolved.name, **kwargs)
+    except (OSError, ValueError) as e:
+        if resolved.local:
+            raise ModelLoadError(
+                f"cannot load the model in {resolved.name}: {e}".splitlines()[0]
+            ) from e
+        raise _hub_error(resolved.name, e) from e
+    if tokenizer.chat_template is None:
+        raise ModelLoadError(f"{resolved.name} has no chat template; use an -Instruct/chat model")
+    return model.to(device).eval(), tokenizer

@@ -39,6 +39,7 @@ class Reply:
     timings: dict  # seconds per stage: media, prefill, report, decode, speech, total
     model_text: str = ""  # the model's own words, before any escalation was added
     escalated: bool = False  # a crisis escalation with hotline resources was added
+    notes: tuple[str, ...] = ()  # what this backend could not do (e.g. no speech)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,33 @@ class Session:
     def reset(self) -> None:
         self._history.clear()
 
+    def configure(self, *, persona=None, voice=None, language=..., speech=None) -> None:
+        """Change persona, voice, language or speech from the next turn on."""
+        opts = self.options
+        if persona is not None:
+            opts.persona = get_persona(persona)
+        if voice is not None:
+            opts.voice = check_voice(voice)
+        if language is not ...:
+            if language not in (None, "zh", "en"):
+                raise InputError(
+                    "language", f"unknown language {language!r}; use 'zh', 'en' or None"
+                )
+            opts.language = language
+        if speech is not None:
+            if speech and not self.engine.speech:
+                raise InputError(
+                    "speech", "this engine was loaded without a talker; load with speech=True"
+                )
+            opts.speech = bool(speech)
+
+    def add_exchange(self, turn, reply_text: str, media_tokens: int = 0) -> None:
+        """Put an earlier (user turn, assistant text) pair into the history without running
+        the model, e.g. a conversation replayed from a client or a dataset."""
+        prepared = turn if isinstance(turn, PreparedTurn) else prepare(turn)
+        reply = Reply(reply_text, None, SAMPLE_RATE, None, None, {}, model_text=reply_text)
+        self._remember(prepared, reply, media_tokens)
+
     def trajectory(self) -> list:
         """The emotion report of each turn that has one, oldest first."""
         return [e.reply.emotion for e in self._history if e.reply.emotion is not None]
@@ -143,10 +171,12 @@ class Session:
         """Yield Assessment, TextDelta and AudioChunk events, then Final(reply)."""
         clock = Stopwatch()
         start = t = time.perf_counter()
-        prepared = prepare(turn)  # InputError before anything else happens
-        t = clock.add("media", t)
+        # InputError before anything else happens; a server may pass an already prepared turn
+        prepared = turn if isinstance(turn, PreparedTurn) else prepare(turn)
+        clock.add("media", t)
         with self.engine.lock:
-            yield from self._run(prepared, report, clock, t, start)
+            clock.add("queue", start + clock.seconds["media"])
+            yield from self._run(prepared, report, clock, time.perf_counter(), start)
 
     def _run(self, prepared, report, clock, t, start):
         from carellm.assessment import assess_turn, escalation_for
@@ -156,7 +186,7 @@ class Session:
         inputs = build_inputs(engine, system_prompt(opts.persona, opts.language), history, prepared)
         t = clock.add("media", t)
         pre = generation.prefill(
-            engine.model.thinker, inputs.tensors, keep_hidden=opts.speech,
+            engine.thinker, inputs.tensors, keep_hidden=opts.speech,
             use_audio_in_video=inputs.use_audio_in_video,
         )  # fmt: skip
         t = clock.add("prefill", t)
@@ -201,7 +231,7 @@ class Session:
         )  # fmt: skip
         suffix_ids = engine.encode(suffix)
         steps = generation.decode(
-            engine.model.thinker, pre, suffix_ids, sampler, stop_ids=(engine.im_end, engine.endoftext),
+            engine.thinker, pre, suffix_ids, sampler, stop_ids=(engine.im_end, engine.endoftext),
             max_new_tokens=opts.max_new_tokens, keep_hidden=opts.speech,
         )  # fmt: skip
         t = time.perf_counter()
@@ -270,7 +300,7 @@ class Session:
             keep.pop(0)
         return [(e.turn, e.reply.text, k) for e, k in zip(past, keep)]
 
-    def _remember(self, prepared: PreparedTurn, reply: Reply, media_tokens: int) -> None:
+    def _remember(self, prepared: PreparedTurn, reply: Reply, media_tokens: int = 0) -> None:
         tokens = len(self.engine.encode(prepared.text)) + len(self.engine.encode(reply.text)) + 10
         self._history.append(Exchange(prepared, reply, tokens, media_tokens))
 

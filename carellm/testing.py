@@ -240,3 +240,30 @@ def build_tiny_model(path: str | Path, seed: int = TINY_SEED) -> Path:
     )
     logger.info("wrote tiny random Qwen2.5-Omni to %s", path)
     return path
+
+
+def build_tiny_text_model(path: str | Path, seed: int = TINY_SEED) -> Path:
+    """Write a tiny random Qwen2 chat model (the "lite" tier's shape) to `path`.
+
+    Same tokenizer and chat template as the tiny Omni; loads through
+    ``AutoModelForCausalLM``/``AutoTokenizer`` like a real ``Qwen2.5-*-Instruct``.
+    """
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer()
+    tokenizer.chat_template = CHAT_TEMPLATE
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"), tie_word_embeddings=True,
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    Qwen2ForCausalLM(config).eval().save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    (path / TINY_MARKER).write_text(json.dumps({"seed": seed, "tier": "lite"}, indent=2))
+    logger.info("wrote tiny random Qwen2 text model to %s", path)
+    return path

@@ -147,6 +147,8 @@ def build_inputs(engine, system: str, history: list, current: PreparedTurn) -> M
     """
     from carellm.media import processor_video_kwargs
 
+    if engine.lite:
+        return _build_text_inputs(engine, system, history, current)
     messages = [{"role": "system", "content": system}]
     shown = [(t, r, keep) for t, r, keep in history] + [(current, None, True)]
     audio, audio_src, images, videos = [], [], [], []
@@ -186,8 +188,30 @@ def build_inputs(engine, system: str, history: list, current: PreparedTurn) -> M
     return ModelInputs(tensors, in_video, _current_media_tokens(engine, tensors["input_ids"]))
 
 
+def _build_text_inputs(engine, system: str, history: list, current: PreparedTurn) -> ModelInputs:
+    """The lite tier: a text-only chat model sees the text alone."""
+    if current.modalities - {"text"}:
+        kinds = ", ".join(sorted(current.modalities - {"text"}))
+        raise InputError(
+            "turn",
+            f"this text-only (lite) model cannot take {kinds}; send text, or load an Omni model",
+        )
+    messages = [{"role": "system", "content": system}]
+    for turn, reply, _ in history:
+        messages += [
+            {"role": "user", "content": turn.text},
+            {"role": "assistant", "content": reply},
+        ]
+    messages.append({"role": "user", "content": current.text})
+    text = engine.tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=False
+    )
+    ids = engine.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    return ModelInputs({"input_ids": ids.to(engine.device)}, False, 0)
+
+
 def _current_media_tokens(engine, input_ids) -> int:
-    cfg = engine.model.thinker.config
+    cfg = engine.thinker.config
     ids = input_ids[0].tolist()
     user_start = engine.tokenizer.convert_tokens_to_ids("<|im_start|>")
     last = max(i for i, t in enumerate(ids) if t == user_start)

@@ -308,3 +308,25 @@ def test_bad_session_options(engine, kwargs, field):
 def test_speech_session_on_text_engine_is_refused(text_engine):
     with pytest.raises(InputError, match="speech=True"):
         text_engine.session(speech=True)
+
+
+def test_configure_changes_persona_voice_and_speech(engine):
+    session = new_session(engine)
+    session.configure(persona="cbt", voice="Ethan", speech=False)
+    assert session.options.persona.name == "cbt" and session.options.voice == "Ethan"
+    assert session.respond(Turn(text="hi")).audio is None
+    with pytest.raises(InputError) as err:
+        session.configure(voice="Nobody")
+    assert err.value.field == "voice"
+
+
+def test_add_exchange_seeds_history_without_running_the_model(engine):
+    session = new_session(engine, speech=False)
+    session.add_exchange(Turn(text="I failed my exam."), "That sounds really hard.")
+    assert [(t.text, r.text) for t, r in session.history] == [
+        ("I failed my exam.", "That sounds really hard.")
+    ]
+    view = session._history_view(session.history[0][0])
+    assert view[0][1] == "That sounds really hard."
+    with pytest.raises(InputError):
+        session.add_exchange(Turn(text=""), "nothing")

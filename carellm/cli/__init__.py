@@ -36,6 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # transformers warns about the tiny model's config on every load: noise for users
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()
+        except ImportError:
+            pass
     try:
         return int(args.func(args) or 0)
     except CareLLMError as e:

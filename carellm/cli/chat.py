@@ -50,6 +50,16 @@ def register(subparsers) -> None:
         "--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)"
     )
     p.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible replies)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="longest reply, in tokens")
+    p.add_argument("--adapter", default=None, help="LoRA folder from `carellm finetune`")
+    p.add_argument(
+        "--backend",
+        choices=("local", "openai"),
+        default="local",
+        help="openai: drive an OpenAI-compatible server (vLLM, carellm serve)",
+    )
+    p.add_argument("--base-url", default=None, help="server URL for --backend openai")
+    p.add_argument("--api-key", default=None, help="API key for --backend openai")
     p.set_defaults(func=run)
 
 
@@ -136,9 +146,16 @@ def _turn(session, text: str, pending: dict, args, index: int, player) -> bool:
 def run(args) -> int:
     import carellm
 
-    engine = carellm.load(args.model, device=args.device, speech=args.speech)
+    engine = carellm.load(
+        args.model, device=args.device, speech=args.speech, adapter=args.adapter,
+        backend=args.backend, base_url=args.base_url, api_key=args.api_key,
+    )  # fmt: skip
     session = engine.session(
-        persona=args.persona, voice=args.voice, language=args.language, seed=args.seed
+        persona=args.persona,
+        voice=args.voice,
+        language=args.language,
+        seed=args.seed,
+        max_new_tokens=args.max_new_tokens,
     )
     print(BANNER)
     if engine.info.tiny:

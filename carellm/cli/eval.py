@@ -1,6 +1,7 @@
 """`carellm eval ...`: offline evaluations, one nested subcommand per component.
 
-``carellm eval safety [--data FILE] [--json OUT]`` scores the crisis-safety rules.
+``carellm eval safety [--data FILE] [--json OUT]`` scores the crisis-safety rules;
+``eval emotion|replies|latency`` run the model (see `carellm.cli.eval_models`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     eval_subparsers = parser.add_subparsers(dest="eval_command", required=True)
     register_safety(eval_subparsers)
     # Other evaluations plug in here, each as `register_<name>(eval_subparsers)` that adds
-    # one subparser and sets `func` (planned: emotion, replies, latency).
+    # one subparser and sets `func`.
+    from carellm.cli.eval_models import register_emotion, register_latency, register_replies
+
+    register_emotion(eval_subparsers)
+    register_replies(eval_subparsers)
+    register_latency(eval_subparsers)
 
 
 def register_safety(eval_subparsers: argparse._SubParsersAction) -> None:

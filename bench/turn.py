@@ -1,0 +1,125 @@
+"""Benchmark: where the time of one counseling turn goes, per stage.
+
+Runs turns on a model (default: the tiny random Qwen2.5-Omni, built in a temporary
+folder) and prints a table of median seconds per stage — media, prefill, report, decode,
+speech, platform overhead (total minus the stages) — for a text turn and a voice+image
+turn, then the cost of the emotion report:
+
+    ratio = (report + reply) / (reply alone)
+
+measured as the median turn time with ``report=True`` over ``report=False`` on the
+same inputs and seeds (speech off, so the comparison is about the text path the report
+shares; two independent generations would make it about 2).
+
+    python bench/turn.py [--model tiny|PATH|ID] [--repeats 5] [--max-new-tokens 48]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+import carellm
+from carellm.turn import Turn
+
+STAGES = ("queue", "media", "prefill", "report", "decode", "speech")
+console = Console(width=110)
+
+
+def sample_inputs(folder: Path) -> dict[str, Turn]:
+    """A text turn and a 5 s voice + 448×448 image turn, written to ``folder``."""
+    import soundfile as sf
+    from PIL import Image
+
+    t = np.arange(5 * 16000) / 16000
+    voice = (0.2 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+    sf.write(folder / "voice.wav", voice, 16000)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (448, 448, 3), dtype=np.uint8)).save(folder / "face.png")
+    text = "I have exams next week and I can't sleep. I keep thinking I will fail."
+    return {
+        "text": Turn(text=text),
+        "voice+image": Turn(text="This is me today.", audio=str(folder / "voice.wav"), image=str(folder / "face.png")),
+    }  # fmt: skip
+
+
+def run_turns(
+    engine, turn: Turn, *, report: bool, speech: bool, repeats: int, tokens: int
+) -> list[dict]:
+    rows = []
+    for i in track(range(repeats), description=f"report={report} speech={speech}", console=console):
+        session = engine.session(seed=i, speech=speech, max_new_tokens=tokens)
+        start = time.perf_counter()
+        reply = session.respond(turn, report=report)
+        wall = time.perf_counter() - start
+        timings = dict(reply.timings)
+        timings["wall"] = wall
+        timings["overhead"] = wall - sum(timings.get(s, 0.0) for s in STAGES)
+        rows.append(timings)
+    return rows
+
+
+def median(rows: list[dict], key: str) -> float:
+    return statistics.median(r.get(key, 0.0) for r in rows)
+
+
+def stage_table(results: dict[str, list[dict]]) -> Table:
+    table = Table(title="Seconds per stage (median)")
+    table.add_column("turn")
+    for stage in (*STAGES[1:], "overhead", "wall"):
+        table.add_column(stage, justify="right")
+    for name, rows in results.items():
+        table.add_row(name, *(f"{median(rows, s):.3f}" for s in (*STAGES[1:], "overhead", "wall")))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny", help="tiny, a folder, or a hub id")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        model = args.model
+        if model == "tiny":
+            from carellm.testing import build_tiny_model
+
+            model = str(build_tiny_model(folder / "tiny"))
+        engine = carellm.load(model)
+        turns = sample_inputs(folder)
+        engine.session().respond(turns["text"])  # warm-up (lazy imports, allocator)
+        results = {}
+        for name, turn in turns.items():
+            kw = {"repeats": args.repeats, "tokens": args.max_new_tokens}
+            results[f"{name} + speech"] = run_turns(
+                engine, turn, report=True, speech=engine.speech, **kw
+            )
+            with_report = run_turns(engine, turn, report=True, speech=False, **kw)
+            without = run_turns(engine, turn, report=False, speech=False, **kw)
+            results[f"{name}, text only"] = with_report
+            results[f"{name}, text only, no report"] = without
+        console.print(f"model: {engine.info.model} ({engine.info.device}, {engine.info.dtype})")
+        console.print(stage_table(results))
+        ratio = Table(title="Emotion report cost: (report + reply) / (reply alone), speech off")
+        ratio.add_column("turn")
+        ratio.add_column("with report s", justify="right")
+        ratio.add_column("reply alone s", justify="right")
+        ratio.add_column("ratio", justify="right")
+        for name in turns:
+            a = median(results[f"{name}, text only"], "wall")
+            b = median(results[f"{name}, text only, no report"], "wall")
+            ratio.add_row(name, f"{a:.3f}", f"{b:.3f}", f"{a / b:.2f}")
+        console.print(ratio)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""`carellm demo`: the Gradio counseling demo in the browser (see doc/demo.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from carellm.errors import CareLLMError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The demo's flags (shared with demos/counseling_demo.py)."""
+    p.add_argument("--model", default="auto", help="hub id, local folder, 'tiny' or 'auto'")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: whole network)")
+    p.add_argument("--port", type=int, default=7860, help="port to serve on")
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    p.add_argument(
+        "--no-speech", dest="speech", action="store_false", help="text replies only (no talker)"
+    )
+    p.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="longest reply, tokens")
+    p.add_argument("--adapter", default=None, help="LoRA folder from `carellm finetune`")
+    p.add_argument(
+        "--backend",
+        choices=("local", "openai"),
+        default="local",
+        help="openai: drive an OpenAI-compatible server (vLLM, carellm serve)",
+    )
+    p.add_argument("--base-url", default=None, help="server URL for --backend openai")
+    p.add_argument("--api-key", default=None, help="API key for --backend openai")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("demo", help="open the counseling demo in the browser")
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def model_plan(model: str, speech: bool):
+    """The memory plan for a hub model or "auto" (None for tiny, folders, or no answer)."""
+    from carellm.selection import Needs, select
+
+    if model == "tiny" or (model != "auto" and "/" not in model):
+        return None
+    try:
+        return select(Needs(speech=speech, model=None if model == "auto" else model))
+    except (CareLLMError, ValueError, OSError) as e:  # the plan is informative only
+        print(f"[no memory plan: {e}]")
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    import carellm
+    from carellm.app import build_app, launch
+
+    plan = model_plan(args.model, args.speech)
+    if plan is not None:
+        print("memory plan:", json.dumps(plan.to_dict(), indent=2))
+    engine = carellm.load(
+        args.model, device=args.device, speech=args.speech, adapter=args.adapter,
+        backend=args.backend, base_url=args.base_url, api_key=args.api_key,
+    )  # fmt: skip
+    print(f"model: {engine.info.model} on {engine.info.device} ({engine.info.dtype}), "
+          f"speech {'on' if engine.info.speech else 'off'}")  # fmt: skip
+    if engine.info.tiny:
+        print("WARNING: tiny RANDOM model: replies are noise (plumbing check only)")
+    demo = build_app(engine, plan=plan, session_kwargs={"max_new_tokens": args.max_new_tokens})
+    launch(demo, host=args.host, port=args.port, share=args.share)
+    return 0

@@ -1,0 +1,217 @@
+"""The demo's handlers on the tiny random model, without a browser."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from carellm import app_views as views
+from carellm.app_handlers import OUTPUTS, ChatState, Handlers
+from carellm.app_spaces import ZERO_GPU_ENV, on_gpu, on_zero_gpu, turn_seconds
+from carellm.turn import Turn
+
+SHORT = {"max_new_tokens": 12, "seed": 0}  # reply tokens: keeps the tiny model quick
+
+
+def send(handlers, state=None, text=None, audio=None, video=None, image=None,
+         persona="counselor", voice="Chelsie", speech=False) -> list[dict]:  # fmt: skip
+    """Every update `respond` yields, as dicts keyed by OUTPUTS."""
+    steps = handlers.respond(text, audio, video, image, persona, voice, speech, state)
+    return [dict(zip(OUTPUTS, step)) for step in steps]
+
+
+@pytest.fixture
+def handlers(text_engine):
+    return Handlers(text_engine, SHORT)
+
+
+def test_text_turn_updates_chat_emotion_and_trajectory(handlers):
+    steps = send(handlers, text="I feel so lonely and sad today.")
+    last = steps[-1]
+    state = last["state"]
+    assert isinstance(state, ChatState) and len(state.session.history) == 1
+    user, reply, report = last["chat"]
+    assert user == {"role": "user", "content": "I feel so lonely and sad today."}
+    assert reply["role"] == "assistant" and reply["content"].strip()
+    assert report["metadata"] == {"title": "Emotion report", "status": "done"}
+    emotion = state.session.trajectory()[0]
+    assert emotion.label_en in report["content"] and emotion.label_zh in report["content"]
+    assert emotion.emoji in last["emotion"] and "valence" in last["emotion"]
+    assert last["emotion"] != views.NO_REPORT
+    assert list(last["trajectory"]["turn"]) == [1, 1]
+    assert set(last["trajectory"]["series"]) == {"valence", "arousal"}
+    assert "1 " + emotion.emoji in last["trajectory_caption"]
+    assert last["banner"]["visible"] is False and last["text"] == ""
+    # the reply streamed: the assistant bubble grew over several updates before Final
+    partial = [s["chat"][-1]["content"] for s in steps[:-1] if s["chat"]]
+    assert len(partial) >= 2 and steps[0]["emotion"] != views.NO_REPORT
+
+
+def test_second_turn_extends_trajectory(handlers):
+    state = send(handlers, text="Exams tomorrow.")[-1]["state"]
+    last = send(handlers, state, text="I am nervous.")[-1]
+    assert len(last["chat"]) == 6 and list(last["trajectory"]["turn"]) == [1, 1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    "text", ["I want to kill myself tonight", "我今晚就想结束自己的生命"], ids=["en", "zh"]
+)
+def test_crisis_text_shows_banner_with_hotline(handlers, text):
+    last = send(handlers, text=text)[-1]
+    banner = last["banner"]
+    assert banner["visible"] is True
+    hotline = "988" if text.isascii() else "12356"
+    assert hotline in banner["value"] and "findahelpline.com" in banner["value"]
+    assert hotline in last["chat"][1]["content"]  # the reply carries the escalation too
+    # the banner stays until Reset, even after a calmer turn
+    calmer = send(handlers, last["state"], text="Thanks, ok.")[-1]
+    assert calmer["banner"]["visible"] is True
+    assert handlers.reset(calmer["state"])[OUTPUTS.index("banner")]["visible"] is False
+
+
+def _bad_upload(tmp_path, kind: str) -> tuple[str, str]:
+    """(slot, path) of a bad file for the turn's `slot`."""
+    if kind == "corrupt_audio":
+        path = tmp_path / "voice.wav"
+        path.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" + bytes(range(256)) * 8)
+        return "audio", str(path)
+    if kind == "pdf_as_video":
+        path = tmp_path / "clip.mp4"
+        path.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n")
+        return "video", str(path)
+    path = tmp_path / "huge.wav"  # sparse: 201 MiB on paper, nothing on disk
+    with path.open("wb") as f:
+        f.truncate(201 * 2**20)
+    return "audio", str(path)
+
+
+@pytest.mark.parametrize("kind", ["corrupt_audio", "pdf_as_video", "oversized_audio"])
+def test_bad_upload_shows_error_and_keeps_history(handlers, tmp_path, kind):
+    state = send(handlers, text="Hello.")[-1]["state"]
+    before = list(state.messages)
+    slot, path = _bad_upload(tmp_path, kind)
+    with pytest.warns(UserWarning):  # gr.Warning outside a request
+        steps = send(handlers, state, text="Listen to this", **{slot: path})
+    assert len(steps) == 1
+    out = steps[0]
+    assert out["status"].startswith("⚠️") and slot in out["status"]
+    if kind == "oversized_audio":
+        assert "MiB" in out["status"] or "limit" in out["status"]
+    assert out["chat"] == before and len(state.session.history) == 1
+    assert out[slot] is None and out["text"] == "Listen to this"  # bad file removed, text kept
+    after = send(handlers, state, text="Can you hear me now?")[-1]
+    assert len(state.session.history) == 2 and after["status"] == ""
+    assert after["chat"][:3] == before
+
+
+def test_empty_turn_is_refused(handlers):
+    with pytest.warns(UserWarning):
+        out = send(handlers, text="   ")[0]
+    assert "empty" in out["status"] and out["chat"] == []
+
+
+def test_two_states_stay_separate(handlers):
+    alice = send(handlers, text="Alice here, I feel anxious.")[-1]["state"]
+    bob = send(handlers, text="Bob here.")[-1]["state"]
+    send(handlers, alice, text="Still anxious.")
+    assert alice.session is not bob.session
+    assert [t.text for t, _ in alice.session.history] == ["Alice here, I feel anxious.", "Still anxious."]  # fmt: skip
+    assert [t.text for t, _ in bob.session.history] == ["Bob here."]
+    assert all("Alice" not in m["content"] for m in bob.messages)
+
+
+def test_settings_apply_to_the_next_turn(handlers):
+    state = send(handlers, text="Hi.")[-1]["state"]
+    send(handlers, state, text="Hi again.", persona="cbt", voice="Ethan")
+    assert state.session.options.persona.name == "cbt" and state.session.options.voice == "Ethan"
+    assert len(state.session.history) == 2
+
+
+def test_export_zip_has_session_json_and_wavs(handlers, media_dir):
+    with pytest.warns(UserWarning):
+        assert handlers.export(ChatState()) is None  # nothing to export yet
+    state = send(handlers, text="This is my voice.", audio=str(media_dir / "voice.wav"))[-1][
+        "state"
+    ]
+    path = handlers.export(state)
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+        assert {"session.json", "trajectory.csv", "turn_01_user_0.wav"} <= names
+        assert b"This is my voice." in archive.read("session.json")
+
+
+def test_reset_clears_everything(handlers):
+    state = send(handlers, text="I want to kill myself tonight")[-1]["state"]
+    out = dict(zip(OUTPUTS, handlers.reset(state)))
+    assert out["chat"] == [] and state.session.history == [] and state.crisis is None
+    assert out["emotion"] == views.NO_REPORT and out["trajectory"].empty
+    assert out["banner"]["visible"] is False and out["status"] == "Conversation cleared."
+    assert out["state"] is state  # the tab keeps its session and settings
+
+
+def test_spoken_reply_streams_before_the_reply_ends(engine):
+    handlers = Handlers(engine, {"max_new_tokens": 4, "seed": 0})
+    steps = send(handlers, text="Hello.", speech=True)
+    chunks = [i for i, s in enumerate(steps) if isinstance(s["speech"], bytes)]
+    assert chunks and chunks[0] < len(steps) - 1
+    assert steps[chunks[0]]["speech"][:4] == b"RIFF"
+    assert steps[-1]["state"].session.history[0][1].audio.size > 0
+
+
+def test_build_app_queues_one_turn_at_a_time(text_engine):
+    import gradio as gr
+
+    from carellm.app import build_app
+
+    plan = {"estimated_peak_gb": 20.5, "margin_gb": 2.0, "budget_gb": 79.0, "fits": True,
+            "reasons": ["7B fits in 79 GiB"], "warnings": []}  # fmt: skip
+    demo = build_app(text_engine, plan=plan)
+    assert isinstance(demo, gr.Blocks)
+    assert demo._queue.default_concurrency_limit == 1 and demo._queue.max_size == 32
+    assert "20.5 GiB" in views.plan_panel(text_engine.info, plan)
+
+
+def test_views_without_a_report():
+    assert views.emotion_panel(None) == views.NO_REPORT
+    assert views.trajectory_frame([]).empty and views.trajectory_caption([]) == ""
+    assert views.crisis_banner(None) == "" and not views.crisis_visible(None)
+
+
+def test_zero_gpu_wrapper_is_a_no_op_off_spaces(monkeypatch):
+    def fn(session, turn):
+        return "ran"
+
+    monkeypatch.delenv(ZERO_GPU_ENV, raising=False)
+    assert not on_zero_gpu() and on_gpu(fn) is fn
+    monkeypatch.setenv(ZERO_GPU_ENV, "true")
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)  # no `spaces` package
+    assert not on_zero_gpu() and on_gpu(fn) is fn
+
+
+def test_zero_gpu_duration_grows_with_media(text_engine, media_dir):
+    session = text_engine.session(max_new_tokens=64)
+    text_only = turn_seconds(session, Turn(text="Hi."))
+    with_video = turn_seconds(session, Turn(video=str(media_dir / "clip.mp4")))
+    assert 0 < text_only < with_video <= 300
+    assert turn_seconds(session, Turn(audio=str(media_dir / "missing.wav"))) == text_only
+
+
+def test_demo_command_parses_flags():
+    from carellm.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--model", "tiny", "--no-speech", "--port", "7999"])
+    assert (args.model, args.speech, args.port, args.host) == ("tiny", False, 7999, "127.0.0.1")
+    assert args.func.__module__ == "carellm.cli.demo"
+
+
+def test_wav_bytes_round_trip():
+    import io
+
+    import soundfile as sf
+
+    from carellm.app_handlers import wav_bytes
+
+    data, rate = sf.read(io.BytesIO(wav_bytes(np.zeros(2400, np.float32), 24000)))
+    assert rate == 24000 and data.shape == (2400,)

@@ -1,0 +1,84 @@
+"""Loading: the tiny model goes through the user's path; every failure is one clear line."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+import carellm
+from carellm import ModelLoadError
+from carellm.loading import resolve
+
+
+def test_tiny_model_loads_through_the_real_classes(engine, tiny_path):
+    from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
+
+    assert isinstance(engine.model, Qwen2_5OmniForConditionalGeneration)
+    assert isinstance(engine.processor, Qwen2_5OmniProcessor)
+    assert engine.info.tiny and engine.info.speech and engine.info.model == str(tiny_path)
+    assert set(engine.model.speaker_map) == {"Chelsie", "Ethan"}
+    assert (tiny_path / "spk_dict.pt").exists() and (tiny_path / "chat_template.jinja").exists()
+
+
+def test_tiny_model_is_deterministic_for_a_seed(tiny_path, tmp_path):
+    from safetensors.torch import load_file
+
+    from carellm.testing import build_tiny_model
+
+    again = build_tiny_model(tmp_path / "again", seed=0)
+    other = build_tiny_model(tmp_path / "other", seed=1)
+    a, b, c = (load_file(p / "model.safetensors") for p in (tiny_path, again, other))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    assert (tiny_path / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
+
+
+def test_model_tiny_builds_once_into_the_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("CARELLM_CACHE", str(tmp_path))
+    first = resolve("tiny")
+    stamp = (tmp_path / "tiny-seed0" / "model.safetensors").stat().st_mtime_ns
+    second = resolve("tiny")
+    assert first == second and first.tiny
+    assert (tmp_path / "tiny-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("name", ["/no/such/folder", "./missing-model", "not a model"])
+def test_missing_folder_or_unknown_name(name):
+    with pytest.raises(ModelLoadError, match="does not exist|choose one of"):
+        carellm.load(name)
+
+
+@pytest.mark.parametrize(
+    "drop", ["spk_dict.pt", "model.safetensors", "tokenizer.json", "config.json"]
+)
+def test_incomplete_folder_names_the_missing_file(tiny_path, tmp_path, drop):
+    folder = tmp_path / "partial"
+    shutil.copytree(tiny_path, folder)
+    (folder / drop).unlink()
+    with pytest.raises(ModelLoadError) as err:
+        carellm.load(str(folder))
+    message = str(err.value)
+    assert drop.split(".")[0] in message and "huggingface-cli download" in message
+    assert "\n" not in message
+
+
+def test_a_file_is_not_a_model(tiny_path):
+    with pytest.raises(ModelLoadError, match="is a file"):
+        carellm.load(str(tiny_path / "config.json"))
+
+
+def test_hub_id_without_network_fails_fast_with_instructions(monkeypatch):
+    import carellm.loading as loading
+
+    monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: False)
+    with pytest.raises(ModelLoadError) as err:
+        carellm.load("Qwen/Qwen2.5-Omni-3B", device="cpu")
+    assert "huggingface-cli download Qwen/Qwen2.5-Omni-3B" in str(err.value)
+    assert "--model DIR" in str(err.value)
+
+
+def test_bad_dtype(tiny_path):
+    with pytest.raises(ModelLoadError, match="unknown dtype"):
+        carellm.load(str(tiny_path), dtype="int3")
