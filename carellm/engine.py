@@ -13,11 +13,9 @@ from dataclasses import dataclass
 import torch
 
 from carellm.errors import ModelLoadError
-from carellm.loading import MODEL_3B, MODEL_7B, Resolved, load_checkpoint, resolve
+from carellm.loading import Resolved, load_checkpoint, resolve
 
 logger = logging.getLogger(__name__)
-
-AUTO_7B_MIN_FREE_GB = 40  # until the selection module decides: 7B needs ≥ 40 GB free
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,8 @@ class Engine:
         self.info = info
         # the text decoder: Qwen2.5-Omni's thinker, or the whole lite model
         self.thinker = model.thinker if hasattr(model, "thinker") else model
+        self.plan = None  # carellm.selection.Plan when loaded with model="auto"
+        self.media_limits = media_limits_for(None)  # caps every session's media use
         self.lock = threading.RLock()  # one turn at a time on the shared model
         self.talker_eos = talker_eos
         tok = self.tokenizer
@@ -114,20 +114,32 @@ def _pick_dtype(dtype, device: str):
     return torch.float16 if device == "mps" else torch.float32
 
 
-def _auto_model(speech: bool) -> tuple[str, str]:
-    """Model id and reason for model="auto" (the selection module refines this)."""
-    try:
-        from carellm.selection import Needs, select
+def _auto_plan(speech: bool):
+    """The selection module's plan for this machine; MemoryPlanError if nothing fits."""
+    from carellm.selection import Needs, require_fit, select
 
-        plan = select(Needs(speech=speech))
-        return plan.model, "; ".join(plan.reasons)
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        free, _ = torch.cuda.mem_get_info()
-        if free / 1e9 >= AUTO_7B_MIN_FREE_GB:
-            return MODEL_7B, f"{free / 1e9:.0f} GB free on the GPU ≥ {AUTO_7B_MIN_FREE_GB} GB"
-    return MODEL_3B, "less than 40 GB of free GPU memory: the 3B fits in about 18-28 GB"
+    plan = select(Needs(speech=speech))
+    require_fit(plan)
+    return plan
+
+
+def media_limits_for(plan) -> object:
+    """MediaLimits tightened to the plan's video/image caps (never loosened)."""
+    from dataclasses import replace
+
+    from carellm.media import MediaLimits
+
+    base = MediaLimits()
+    if plan is None:
+        return base
+    frames = max(base.video_min_frames, min(base.video_max_frames, plan.video_max_frames) // 2 * 2)
+    return replace(
+        base,
+        video_fps=min(base.video_fps, plan.video_fps),
+        video_max_frames=frames,
+        video_max_pixels=min(base.video_max_pixels, plan.video_max_pixels),
+        image_max_pixels=min(base.image_max_pixels, plan.image_max_pixels),
+    )
 
 
 def load(
@@ -160,10 +172,17 @@ def load(
         return RemoteEngine(base_url, model=None if model == "auto" else model, api_key=api_key)
     if backend != "local":
         raise ModelLoadError(f"unknown backend {backend!r}; use 'local' or 'openai'")
-    reason = ""
+    reason, plan = "", None
     if model == "auto":
-        model, reason = _auto_model(speech)
-        logger.info("auto-selected %s: %s", model, reason)
+        plan = _auto_plan(speech)
+        model, reason = plan.model, "; ".join(plan.reasons)
+        speech = speech and plan.speech
+        device = device or (plan.device if plan.device_map is None else "auto")
+        dtype = dtype or plan.dtype
+        attn_implementation = attn_implementation or plan.attn_implementation
+        logger.info("auto-selected %s (%s, speech=%s): %s", model, plan.dtype, speech, reason)
+        for warning in plan.warnings:
+            logger.warning("plan: %s", warning)
     resolved: Resolved = resolve(model, speech=speech)
     device = _pick_device(device)
     torch_dtype = _pick_dtype(dtype, device)
@@ -179,7 +198,9 @@ def load(
             model=resolved.name, device=device, dtype=str(torch_dtype).removeprefix("torch."),
             speech=False, tiny=resolved.tiny, reason=reason or "lite text tier",
         )  # fmt: skip
-        return Engine(net, None, info, tokenizer=tokenizer)
+        engine = Engine(net, None, info, tokenizer=tokenizer)
+        engine.plan, engine.media_limits = plan, media_limits_for(plan)
+        return engine
     net, processor = load_checkpoint(
         resolved, device=device, dtype=torch_dtype, speech=speech, attn=attn_implementation
     )
@@ -198,4 +219,6 @@ def load(
         adapter=adapter,
     )  # fmt: skip
     logger.info("loaded %s on %s (%s), speech=%s", info.model, info.device, info.dtype, info.speech)
-    return Engine(net, processor, info, talker_eos=talker_eos)
+    engine = Engine(net, processor, info, talker_eos=talker_eos)
+    engine.plan, engine.media_limits = plan, media_limits_for(plan)
+    return engine

@@ -162,51 +162,46 @@ def _offline_kwargs(resolved: Resolved) -> dict:
     return {"local_files_only": True} if offline else {}
 
 
-def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, attn: str | None):
-    """(model, processor) through the real transformers classes."""
-    from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
-
-    kwargs = {"dtype": dtype, "enable_audio_output": speech, **_offline_kwargs(resolved)}
+def _from_pretrained(
+    resolved: Resolved, preprocessor_cls, model_cls, *, device: str, dtype, attn, **extra
+):
+    """(model, processor or tokenizer) with every failure turned into a ModelLoadError."""
+    kwargs = {"dtype": dtype, **extra, **_offline_kwargs(resolved)}
     if attn:
         kwargs["attn_implementation"] = attn
     if device == "auto":
-        kwargs["device_map"] = "auto"
+        kwargs["device_map"] = "auto"  # split over several GPUs
+    local_only = {k: v for k, v in kwargs.items() if k == "local_files_only"}
     try:
-        local_only = {k: v for k, v in kwargs.items() if k == "local_files_only"}
-        processor = Qwen2_5OmniProcessor.from_pretrained(resolved.name, **local_only)
-        model = Qwen2_5OmniForConditionalGeneration.from_pretrained(resolved.name, **kwargs)
-    except (OSError, ValueError) as e:
+        preprocessor = preprocessor_cls.from_pretrained(resolved.name, **local_only)
+        model = model_cls.from_pretrained(resolved.name, **kwargs)
+    except Exception as e:  # OSError, ValueError, huggingface_hub's connection errors
         if resolved.local:
-            raise ModelLoadError(
-                f"cannot load the model in {resolved.name}: {e}".splitlines()[0]
-            ) from e
-        raise _hub_error(resolved.name, e) from e
-    except Exception as e:  # huggingface_hub raises its own connection error types
-        if resolved.local:
-            raise
+            first = f"cannot load the model in {resolved.name}: {e}".splitlines()[0]
+            raise ModelLoadError(first) from e
         raise _hub_error(resolved.name, e) from e
     if device != "auto":
         model = model.to(device)
-    return model.eval(), processor
+    return model.eval(), preprocessor
+
+
+def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, attn: str | None):
+    """(model, processor) through the real transformers Qwen2.5-Omni classes."""
+    from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
+
+    return _from_pretrained(
+        resolved, Qwen2_5OmniProcessor, Qwen2_5OmniForConditionalGeneration,
+        device=device, dtype=dtype, attn=attn, enable_audio_output=speech,
+    )  # fmt: skip
 
 
 def load_lite(resolved: Resolved, *, device: str, dtype, attn: str | None):
     """(model, tokenizer) of a text-only chat model (the lite tier) via the Auto classes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    kwargs = {"dtype": dtype, **_offline_kwargs(resolved)}
-    if attn:
-        kwargs["attn_implementation"] = attn
-    local_only = {k: v for k, v in kwargs.items() if k == "local_files_only"}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(resolved.name, **local_only)
-        model = AutoModelForCausalLM.from_pretrained(resolved.name, **kwargs)
-    except (OSError, ValueError) as e:
-        if resolved.local:
-            raise ModelLoadError(
-                f"cannot load the model in {resolved.name}: {e}".splitlines()[0]
-            ) from e
-        raise _hub_error(resolved.name, e) from e
+    model, tokenizer = _from_pretrained(
+        resolved, AutoTokenizer, AutoModelForCausalLM, device=device, dtype=dtype, attn=attn
+    )
     if tokenizer.chat_template is None:
         raise ModelLoadError(f"{resolved.name} has no chat template; use an -Instruct/chat model")
-    return model.to(device).eval(), tokenizer
+    return model, tokenizer

@@ -23,7 +23,7 @@ import logging
 import mimetypes
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,18 +65,6 @@ class _Exchange:
     turn: object  # PreparedTurn
     reply: object  # RemoteReply
     parts: list  # the user message's content parts, media included
-
-
-@dataclass
-class RemoteOptions:
-    persona: object
-    voice: str
-    language: str | None
-    speech: bool
-    seed: int | None
-    max_new_tokens: int
-    region: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 class RemoteError(CareLLMError):
@@ -125,7 +113,9 @@ class RemoteEngine:
         """A new conversation; same arguments and API as `Engine.session`."""
         if language not in (None, "zh", "en"):
             raise InputError("language", f"unknown language {language!r}; use 'zh', 'en' or None")
-        options = RemoteOptions(
+        from carellm.session import SessionOptions
+
+        options = SessionOptions(
             persona=get_persona(persona), voice=check_voice(voice), language=language,
             speech=True if speech is None else bool(speech), seed=seed,
             max_new_tokens=max_new_tokens, region=region,
@@ -204,7 +194,7 @@ def _decode_speech(data: str, fmt: str | None) -> tuple[np.ndarray, int]:
 class RemoteSession:
     """A conversation on a `RemoteEngine`: the public API of `carellm.session.Session`."""
 
-    def __init__(self, engine: RemoteEngine, options: RemoteOptions):
+    def __init__(self, engine: RemoteEngine, options):
         self.engine = engine
         self.options = options
         self._history: list[_Exchange] = []

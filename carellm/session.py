@@ -78,7 +78,9 @@ class Exchange:
 
 
 @dataclass
-class _Options:
+class SessionOptions:
+    """What a session was opened with (changed through `Session.configure`)."""
+
     persona: object
     voice: str
     language: str | None
@@ -104,7 +106,7 @@ class Session:
                 "speech", "this engine was loaded without a talker; load with speech=True"
             )
         self.engine = engine
-        self.options = _Options(
+        self.options = SessionOptions(
             persona=get_persona(persona), voice=check_voice(voice), language=language,
             speech=engine.speech if speech is None else bool(speech), seed=seed,
             max_new_tokens=max_new_tokens, region=region,
@@ -152,6 +154,12 @@ class Session:
         """The emotion report of each turn that has one, oldest first."""
         return [e.reply.emotion for e in self._history if e.reply.emotion is not None]
 
+    def export_trajectory(self, path):
+        """Write the per-turn emotion reports as .json or .csv (by suffix); returns the path."""
+        from carellm.emotion import write_trajectory
+
+        return write_trajectory(self.trajectory(), path)
+
     def respond(self, turn: Turn, report: bool = True) -> Reply:
         """Run one turn to completion and return its Reply."""
         final = None
@@ -172,7 +180,9 @@ class Session:
         clock = Stopwatch()
         start = t = time.perf_counter()
         # InputError before anything else happens; a server may pass an already prepared turn
-        prepared = turn if isinstance(turn, PreparedTurn) else prepare(turn)
+        prepared = (
+            turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
+        )
         clock.add("media", t)
         with self.engine.lock:
             clock.add("queue", start + clock.seconds["media"])

@@ -82,3 +82,28 @@ def test_hub_id_without_network_fails_fast_with_instructions(monkeypatch):
 def test_bad_dtype(tiny_path):
     with pytest.raises(ModelLoadError, match="unknown dtype"):
         carellm.load(str(tiny_path), dtype="int3")
+
+
+def test_auto_plan_caps_media_limits():
+    from carellm.engine import media_limits_for
+    from carellm.hardware import Hardware
+    from carellm.media import MediaLimits
+    from carellm.selection import Needs, select
+
+    plan = select(Needs(speech=True, video_seconds=60), Hardware.simulated(gpus_gb=[24]))
+    limits = media_limits_for(plan)
+    default = MediaLimits()
+    assert limits.video_max_frames <= default.video_max_frames
+    assert limits.video_max_pixels <= min(default.video_max_pixels, plan.video_max_pixels)
+    assert limits.video_max_frames % 2 == 0 and limits.video_fps <= plan.video_fps
+    assert media_limits_for(None) == default
+
+
+def test_auto_on_a_machine_where_nothing_fits_says_what_would(monkeypatch):
+    from carellm import MemoryPlanError
+    from carellm.hardware import Hardware
+
+    monkeypatch.setattr("carellm.selection.probe", lambda: Hardware.simulated(gpus_gb=[], ram_gb=1))
+    with pytest.raises(MemoryPlanError) as err:
+        carellm.load("auto")
+    assert "\n" not in str(err.value)

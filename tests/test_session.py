@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from carellm import InputError
+from carellm import errors as carellm_errors
 from carellm.emotion import EmotionReport
 from carellm.prompts import PERSONAS
 from carellm.session import Assessment, AudioChunk, Final, TextDelta
@@ -195,6 +196,18 @@ def test_export_writes_json_and_wavs_only_when_asked(engine, tmp_path, monkeypat
     _, user_rate = sf.read(tmp_path / "export" / turn["user"]["audio_files"][0])
     assert user_rate == 16000
     assert (tmp_path / "export" / "trajectory.csv").read_text().startswith("turn,primary")
+
+
+def test_trajectory_export_json_and_csv(engine, tmp_path):
+    session = new_session(engine, speech=False)
+    session.respond(Turn(text="I am sad."))
+    session.respond(Turn(text="A bit better now."))
+    rows = json.loads(session.export_trajectory(tmp_path / "t.json").read_text())
+    assert [r["turn"] for r in rows] == [1, 2]
+    assert rows[0]["primary"] == session.trajectory()[0].primary.label
+    assert session.export_trajectory(tmp_path / "t.csv").read_text().count("\n") == 3
+    with pytest.raises(carellm_errors.CareLLMError):
+        session.export_trajectory(tmp_path / "t.xlsx")
 
 
 def test_reset_and_independent_sessions(engine):

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from carellm.cli._model_args import add_model_arguments, load_engine, reply_tokens
 from carellm.errors import CareLLMError
 
 BANNER = (
@@ -26,40 +27,17 @@ _PLAYERS = (("aplay", "-q"), ("paplay",), ("afplay",), ("play", "-q"))
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("chat", help="counseling chat in the terminal")
-    p.add_argument("--model", default="auto", help="hub id, local folder, 'tiny' or 'auto'")
+    add_model_arguments(p)
     p.add_argument("--persona", default="counselor", help="counselor, listener or cbt")
     p.add_argument("--voice", default="Chelsie", help="Chelsie or Ethan")
-    p.add_argument(
-        "--language",
-        choices=("zh", "en"),
-        default=None,
-        help="reply language (default: follow the user)",
-    )
-    p.add_argument(
-        "--no-speech",
-        dest="speech",
-        action="store_false",
-        help="text replies only (no talker loaded)",
-    )
+    p.add_argument("--language", choices=("zh", "en"), default=None,
+                   help="reply language (default: follow the user)")  # fmt: skip
     p.add_argument(
         "--no-report", dest="report", action="store_false", help="skip the emotion report"
     )
     p.add_argument("--save-audio", metavar="DIR", help="save each spoken reply as a WAV in DIR")
     p.add_argument("--play", action="store_true", help="play spoken replies with an audio player")
-    p.add_argument(
-        "--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)"
-    )
     p.add_argument("--seed", type=int, default=None, help="sampling seed (reproducible replies)")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="longest reply, in tokens")
-    p.add_argument("--adapter", default=None, help="LoRA folder from `carellm finetune`")
-    p.add_argument(
-        "--backend",
-        choices=("local", "openai"),
-        default="local",
-        help="openai: drive an OpenAI-compatible server (vLLM, carellm serve)",
-    )
-    p.add_argument("--base-url", default=None, help="server URL for --backend openai")
-    p.add_argument("--api-key", default=None, help="API key for --backend openai")
     p.set_defaults(func=run)
 
 
@@ -144,18 +122,14 @@ def _turn(session, text: str, pending: dict, args, index: int, player) -> bool:
 
 
 def run(args) -> int:
-    import carellm
 
-    engine = carellm.load(
-        args.model, device=args.device, speech=args.speech, adapter=args.adapter,
-        backend=args.backend, base_url=args.base_url, api_key=args.api_key,
-    )  # fmt: skip
+    engine = load_engine(args)
     session = engine.session(
         persona=args.persona,
         voice=args.voice,
         language=args.language,
         seed=args.seed,
-        max_new_tokens=args.max_new_tokens,
+        max_new_tokens=reply_tokens(args, engine),
     )
     print(BANNER)
     if engine.info.tiny:

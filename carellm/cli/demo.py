@@ -5,29 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from carellm.cli._model_args import add_model_arguments, load_engine, reply_tokens
 from carellm.errors import CareLLMError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The demo's flags (shared with demos/counseling_demo.py)."""
-    p.add_argument("--model", default="auto", help="hub id, local folder, 'tiny' or 'auto'")
+    add_model_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: whole network)")
     p.add_argument("--port", type=int, default=7860, help="port to serve on")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
-    p.add_argument(
-        "--no-speech", dest="speech", action="store_false", help="text replies only (no talker)"
-    )
-    p.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best)")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="longest reply, tokens")
-    p.add_argument("--adapter", default=None, help="LoRA folder from `carellm finetune`")
-    p.add_argument(
-        "--backend",
-        choices=("local", "openai"),
-        default="local",
-        help="openai: drive an OpenAI-compatible server (vLLM, carellm serve)",
-    )
-    p.add_argument("--base-url", default=None, help="server URL for --backend openai")
-    p.add_argument("--api-key", default=None, help="API key for --backend openai")
 
 
 def register(subparsers) -> None:
@@ -50,20 +37,18 @@ def model_plan(model: str, speech: bool):
 
 
 def run(args: argparse.Namespace) -> int:
-    import carellm
     from carellm.app import build_app, launch
 
     plan = model_plan(args.model, args.speech)
     if plan is not None:
         print("memory plan:", json.dumps(plan.to_dict(), indent=2))
-    engine = carellm.load(
-        args.model, device=args.device, speech=args.speech, adapter=args.adapter,
-        backend=args.backend, base_url=args.base_url, api_key=args.api_key,
-    )  # fmt: skip
+    engine = load_engine(args)
     print(f"model: {engine.info.model} on {engine.info.device} ({engine.info.dtype}), "
           f"speech {'on' if engine.info.speech else 'off'}")  # fmt: skip
     if engine.info.tiny:
         print("WARNING: tiny RANDOM model: replies are noise (plumbing check only)")
-    demo = build_app(engine, plan=plan, session_kwargs={"max_new_tokens": args.max_new_tokens})
+    demo = build_app(
+        engine, plan=plan, session_kwargs={"max_new_tokens": reply_tokens(args, engine)}
+    )
     launch(demo, host=args.host, port=args.port, share=args.share)
     return 0
