@@ -22,13 +22,18 @@ logger = logging.getLogger(__name__)
 REPORT_OPENING = "<|im_start|>assistant\n"
 
 
+def _question_ids(engine, question) -> tuple[list[int], list[list[int]]]:
+    """Token ids of a question and its candidates, encoded once per engine."""
+    cache = engine.__dict__.setdefault("_report_ids", {})
+    if question.name not in cache:
+        q_ids = engine.encode(REPORT_OPENING) + engine.encode(question.prompt)
+        cache[question.name] = (q_ids, [engine.encode(" " + c) for c in question.candidates])
+    return cache[question.name]
+
+
 def _report_scores(engine, pre: Prefill, questions) -> dict[str, dict[str, float]]:
     """scores[question][candidate] = log P(candidate | prompt, question)."""
-    opening = engine.encode(REPORT_OPENING)
-    batches = [
-        (opening + engine.encode(q.prompt), [engine.encode(" " + c) for c in q.candidates])
-        for q in questions
-    ]
+    batches = [_question_ids(engine, q) for q in questions]
     values = score_candidates(engine.thinker, pre, batches)
     return {q.name: dict(zip(q.candidates, v)) for q, v in zip(questions, values)}
 

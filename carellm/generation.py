@@ -155,22 +155,23 @@ def score_candidates(
 
 def _score_batch(thinker, pre, cache, first, start, candidates) -> list[float]:
     width = max(len(c) for c in candidates)
-    ids = torch.zeros(len(candidates), width, dtype=torch.long, device=first.device)
+    lengths = torch.tensor([len(c) for c in candidates], device=first.device)
+    ids = torch.zeros(len(candidates), width, dtype=torch.long)
     for i, cand in enumerate(candidates):
         ids[i, : len(cand)] = torch.tensor(cand)
+    ids = ids.to(first.device)
     out = thinker.model(
         input_ids=ids,
         position_ids=positions(pre, start, width, batch=len(candidates)),
         past_key_values=_expanded_cache(cache, len(candidates)),
         use_cache=True,
     )
-    logprobs = torch.log_softmax(thinker.lm_head(out.last_hidden_state).float(), dim=-1)
-    scores = []
-    for i, cand in enumerate(candidates):
-        # token 0 is predicted by the question's last position, token t by position t - 1
-        rest = logprobs[i, torch.arange(len(cand) - 1), torch.tensor(cand[1:], dtype=torch.long)]
-        scores.append(float(first[cand[0]] + rest.sum()))
-    return scores
+    logprobs = torch.log_softmax(thinker.lm_head(out.last_hidden_state[:, :-1]).float(), dim=-1)
+    # token 0 is predicted by the question's last position, token t by position t - 1
+    later = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # [N, width - 1]
+    real = torch.arange(1, width, device=first.device).unsqueeze(0) < lengths.unsqueeze(1)
+    scores = first[ids[:, 0]] + (later * real).sum(dim=1)
+    return scores.tolist()
 
 
 class Sampler:
