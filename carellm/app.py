@@ -23,6 +23,7 @@ QUEUE_SIZE = 32  # waiting turns beyond this are refused with "queue full"
 MAX_UPLOAD = (
     "1gb"  # Gradio's cap; the engine's own per-kind limits (200 MiB audio/image) apply after
 )
+CACHE_PURGE = (60, 60)  # s: how often Gradio purges its upload cache, and the age purged
 CSS = "#crisis-banner {margin-bottom: 8px}  #status {min-height: 1.5em}"
 
 
@@ -37,7 +38,11 @@ def build_app(engine, *, plan=None, session_kwargs: dict | None = None):
 
     handlers = Handlers(engine, session_kwargs)
     plan_dict = plan.to_dict() if hasattr(plan, "to_dict") else plan
-    with gr.Blocks(title="CareLLM counseling demo") as demo:
+    # Gradio keeps uploads and recordings in its temp folder: purge them every minute
+    # (files older than a minute) and on shutdown; send no usage analytics.
+    with gr.Blocks(
+        title="CareLLM counseling demo", delete_cache=CACHE_PURGE, analytics_enabled=False
+    ) as demo:
         gr.Markdown("# CareLLM · multimodal counseling research demo")
         if engine.info.tiny:
             gr.HTML(views.TINY_WARNING)
