@@ -31,6 +31,7 @@ import numpy as np
 from carellm import safety
 from carellm.errors import CareLLMError, InputError
 from carellm.prompts import check_voice, get_persona, system_prompt
+from carellm.session import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -191,38 +192,13 @@ def _decode_speech(data: str, fmt: str | None) -> tuple[np.ndarray, int]:
 # ------------------------------------------------------------------ the session
 
 
-class RemoteSession:
+class RemoteSession(Conversation):
     """A conversation on a `RemoteEngine`: the public API of `carellm.session.Session`."""
 
     def __init__(self, engine: RemoteEngine, options):
         self.engine = engine
         self.options = options
         self._history: list[_Exchange] = []
-
-    @property
-    def history(self) -> list[tuple[object, object]]:
-        return [(e.turn, e.reply) for e in self._history]
-
-    def reset(self) -> None:
-        self._history.clear()
-
-    def trajectory(self) -> list:
-        return [e.reply.emotion for e in self._history if e.reply.emotion is not None]
-
-    def respond(self, turn, report: bool = True):
-        from carellm.session import Final
-
-        final = None
-        for event in self.stream(turn, report=report):
-            if isinstance(event, Final):
-                final = event.reply
-        assert final is not None, "stream() always ends with Final"
-        return final
-
-    def export(self, path):
-        from carellm.export import export_session
-
-        return export_session(self, path)
 
     def _request_body(self, parts: list[dict], report: bool) -> dict:
         opts = self.options

@@ -91,7 +91,48 @@ class SessionOptions:
     extra: dict = field(default_factory=dict)
 
 
-class Session:
+class Conversation:
+    """What every conversation offers, local or remote: history, reset, trajectory,
+    respond (by consuming `stream`) and export. Subclasses define `stream` and keep
+    ``self._history`` as a list of records with ``turn`` and ``reply``."""
+
+    _history: list
+
+    @property
+    def history(self) -> list[tuple[PreparedTurn, Reply]]:
+        """Completed (turn, reply) pairs, oldest first (a copy)."""
+        return [(e.turn, e.reply) for e in self._history]
+
+    def reset(self) -> None:
+        self._history.clear()
+
+    def trajectory(self) -> list:
+        """The emotion report of each turn that has one, oldest first."""
+        return [e.reply.emotion for e in self._history if e.reply.emotion is not None]
+
+    def export_trajectory(self, path):
+        """Write the per-turn emotion reports as .json or .csv (by suffix); returns the path."""
+        from carellm.emotion import write_trajectory
+
+        return write_trajectory(self.trajectory(), path)
+
+    def respond(self, turn: Turn, report: bool = True) -> Reply:
+        """Run one turn to completion and return its Reply."""
+        final = None
+        for event in self.stream(turn, report=report):
+            if isinstance(event, Final):
+                final = event.reply
+        assert final is not None, "stream() always ends with Final"
+        return final
+
+    def export(self, path) -> object:
+        """Write the session (JSON, trajectory, WAVs) into folder ``path``."""
+        from carellm.export import export_session
+
+        return export_session(self, path)
+
+
+class Session(Conversation):
     """An independent conversation on a shared `Engine` (see `Engine.session`)."""
 
     def __init__(self, engine, *, persona="counselor", voice="Chelsie", language=None,
@@ -115,14 +156,6 @@ class Session:
         self._history: list[Exchange] = []
 
     # -- public API -------------------------------------------------------------------
-    @property
-    def history(self) -> list[tuple[PreparedTurn, Reply]]:
-        """Completed (turn, reply) pairs, oldest first (a copy)."""
-        return [(e.turn, e.reply) for e in self._history]
-
-    def reset(self) -> None:
-        self._history.clear()
-
     def configure(self, *, persona=None, voice=None, language=..., speech=None) -> None:
         """Change persona, voice, language or speech from the next turn on."""
         opts = self.options
@@ -149,30 +182,6 @@ class Session:
         prepared = turn if isinstance(turn, PreparedTurn) else prepare(turn)
         reply = Reply(reply_text, None, SAMPLE_RATE, None, None, {}, model_text=reply_text)
         self._remember(prepared, reply, media_tokens)
-
-    def trajectory(self) -> list:
-        """The emotion report of each turn that has one, oldest first."""
-        return [e.reply.emotion for e in self._history if e.reply.emotion is not None]
-
-    def export_trajectory(self, path):
-        """Write the per-turn emotion reports as .json or .csv (by suffix); returns the path."""
-        from carellm.emotion import write_trajectory
-
-        return write_trajectory(self.trajectory(), path)
-
-    def respond(self, turn: Turn, report: bool = True) -> Reply:
-        """Run one turn to completion and return its Reply."""
-        final = None
-        for event in self.stream(turn, report=report):
-            if isinstance(event, Final):
-                final = event.reply
-        assert final is not None, "stream() always ends with Final"
-        return final
-
-    def export(self, path) -> object:
-        from carellm.export import export_session
-
-        return export_session(self, path)
 
     # -- the turn -----------------------------------------------------------------------
     def stream(self, turn: Turn, report: bool = True) -> Iterator[object]:
