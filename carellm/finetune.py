@@ -354,11 +354,9 @@ def speech_check(
     turn produced no audio (the adapter broke the thinker → talker hand-off).
     """
     import carellm
-    from carellm.adapters import apply_adapter
 
     started = time.perf_counter()
-    engine = carellm.load(model_path, speech=True, device=device)
-    apply_adapter(engine.model, adapter_path)
+    engine = carellm.load(model_path, speech=True, device=device, adapter=str(adapter_path))
     session = engine.session(speech=True, seed=0, max_new_tokens=max_new_tokens)
     reply = session.respond(carellm.Turn(text=text), report=False)
     seconds = 0.0 if reply.audio is None else reply.audio.size / reply.sample_rate
