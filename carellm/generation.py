@@ -210,6 +210,20 @@ class Sampler:
         return int(torch.multinomial(probs.cpu(), 1, generator=self.generator))
 
 
+@torch.inference_mode()
+def force(thinker, pre: Prefill, ids: list[int]) -> torch.Tensor:
+    """Feed known tokens after everything already in ``pre.cache`` (extending it) and
+    return their last-layer states [1, len(ids), H] (e.g. to speak fixed text)."""
+    start = pre.cache.get_seq_length()
+    out = thinker.model(
+        input_ids=torch.tensor([ids], device=pre.input_ids.device),
+        position_ids=positions(pre, start, len(ids)),
+        past_key_values=pre.cache,
+        use_cache=True,
+    )
+    return out.last_hidden_state
+
+
 @dataclass
 class Step:
     """One decoded token and the thinker state the talker needs for it."""

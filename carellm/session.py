@@ -48,6 +48,11 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class EscalationDelta(TextDelta):
+    """The crisis escalation appended to the reply (also a TextDelta for simple UIs)."""
+
+
+@dataclass(frozen=True)
 class AudioChunk:
     audio: np.ndarray  # float32 mono, one sentence
     sample_rate: int
@@ -214,14 +219,12 @@ class Session(Conversation):
         yield Assessment(emotion, safety)
         escalation = escalation_for(safety, opts.region)
         reply_text, audio = "", []
-        for event in self._reply_events(pre, note, clock):
-            if isinstance(event, TextDelta):
-                reply_text += event.text
-            else:
+        for event in self._reply_events(pre, note, clock, escalation):
+            if isinstance(event, AudioChunk):
                 audio.append(event.audio)
+            elif not isinstance(event, EscalationDelta):
+                reply_text += event.text
             yield event
-        if escalation:
-            yield TextDelta("\n\n" + escalation)
         clock.seconds["total"] = time.perf_counter() - start
         reply = Reply(
             text=reply_text.strip() + ("\n\n" + escalation if escalation else ""),
@@ -232,8 +235,10 @@ class Session(Conversation):
         self._remember(prepared, reply, inputs.media_tokens)
         yield Final(reply)
 
-    def _reply_events(self, pre, note: str, clock: Stopwatch):
-        """Decode the reply on the prefill's cache; speak each finished sentence."""
+    def _reply_events(self, pre, note: str, clock: Stopwatch, escalation: str = ""):
+        """Decode the reply on the prefill's cache; speak each finished sentence; then
+        append the crisis escalation (if any), spoken too: its tokens are fed through the
+        thinker after the reply so the talker gets the same kind of input."""
         engine, opts = self.engine, self.options
         suffix = (
             f"<|im_start|>system\n{note}<|im_end|>\n" if note else ""
@@ -278,6 +283,14 @@ class Session(Conversation):
             yield from self._speak(
                 pre, suffix_ids, prompt_hidden, tokens, hidden, spoken_upto, clock
             )
+        if escalation:
+            extra = "\n\n" + escalation
+            yield EscalationDelta(extra)
+            if opts.speech:
+                ids = engine.encode(extra)
+                hidden.append(generation.force(engine.thinker, pre, ids))
+                start, tokens = len(tokens), tokens + ids
+                yield from self._speak(pre, suffix_ids, prompt_hidden, tokens, hidden, start, clock)
 
     def _speak(self, pre, suffix_ids, prompt_hidden, tokens, hidden, start, clock):
         t = time.perf_counter()

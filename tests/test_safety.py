@@ -4,6 +4,7 @@ resources and escalation text per locale, the packaged eval set, and `carellm ev
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ from carellm.safety import (
     resources_for,
 )
 
-# Measured on the packaged set: 0 of 85 "none" items flagged. The bound leaves room for
+# Measured on the packaged set: 0 of 105 "none" items flagged. The bound leaves room for
 # new hard negatives without letting the rules drift into flagging idioms wholesale.
 MAX_FALSE_POSITIVE_RATE = 0.05
 
@@ -216,6 +217,34 @@ def test_packaged_eval_set_is_large_bilingual_and_fully_recalled():
         for category in safety.CATEGORIES:
             assert by_key[lang, category].support > 0, (lang, category)
     assert sum(map(sum, result.confusion)) == result.n_items
+
+
+# Third round of items written before tuning (40 crises in zh/en across all categories,
+# 20 hard negatives). Before this round's rules: crisis recall 15/40 (0.375), 0/20 false
+# positives. After: 40/40, 0/20. The floors assert that measured behaviour; the items are
+# also appended to the packaged set.
+HELDOUT = Path(__file__).parent / "assets" / "safety_heldout.jsonl"
+HELDOUT_MIN_CRISIS_RECALL = 1.0
+HELDOUT_MAX_FALSE_POSITIVE_RATE = 0.0
+
+
+def test_heldout_round_keeps_its_measured_scores():
+    result = evaluate(HELDOUT)
+    assert result.n_items == 60
+    assert result.crisis_recall >= HELDOUT_MIN_CRISIS_RECALL, result.mismatches
+    assert result.false_positive_rate <= HELDOUT_MAX_FALSE_POSITIVE_RATE, result.mismatches
+    by_key = {(s.lang, s.category): s for s in result.scores}
+    for lang in ("en", "zh"):
+        for category in safety.CATEGORIES:
+            assert by_key[lang, category].support > 0, (lang, category)
+    packaged = (Path(safety.__file__).parent / "resources" / "safety_eval.jsonl").read_text(
+        encoding="utf-8"
+    )
+    packaged_ids = {json.loads(line)["id"] for line in packaged.splitlines() if line.strip()}
+    heldout_ids = {
+        json.loads(line)["id"] for line in HELDOUT.read_text(encoding="utf-8").splitlines()
+    }
+    assert heldout_ids <= packaged_ids
 
 
 def test_format_eval_shows_scores_and_confusion():

@@ -343,3 +343,17 @@ def test_add_exchange_seeds_history_without_running_the_model(engine):
     assert view[0][1] == "That sounds really hard."
     with pytest.raises(InputError):
         session.add_exchange(Turn(text=""), "nothing")
+
+
+def test_crisis_escalation_is_spoken_too(engine):
+    from carellm.session import EscalationDelta
+
+    events = list(new_session(engine).stream(Turn(text="I want to kill myself tonight.")))
+    kinds = [type(e).__name__ for e in events]
+    at = kinds.index("EscalationDelta")
+    assert "AudioChunk" in kinds[at + 1 :]  # the hotline message is heard, not only read
+    final = events[-1].reply
+    escalation = next(e for e in events if isinstance(e, EscalationDelta)).text
+    assert "988" in escalation and final.text.endswith(escalation.strip())
+    spoken = sum(e.audio.size for e in events[at + 1 :] if isinstance(e, AudioChunk))
+    assert final.audio.size >= spoken > 0
