@@ -136,6 +136,8 @@ def test_stream_matches_respond_and_audio_arrives_before_final(engine):
     assert streamed.strip() == final.text.strip()
     chunks = [i for i, e in enumerate(events) if isinstance(e, AudioChunk)]
     assert chunks and all(events[i].audio.size > 0 for i in chunks)
+    texts = [i for i, e in enumerate(events) if isinstance(e, TextDelta)]
+    assert chunks[0] < texts[-1]  # the first sentence is heard before the reply is done
     assert np.array_equal(np.concatenate([events[i].audio for i in chunks]), final.audio)
     again = new_session(engine, seed=3, max_new_tokens=64).respond(Turn(text="Tell me more."))
     assert again.text == final.text
