@@ -51,7 +51,7 @@ def emotion_report(engine, pre: Prefill, text: str, modalities: set[str], risk_f
 
 def assess_turn(engine, pre: Prefill, prepared, *, report: bool):
     """(emotion report or None, SafetyAssessment, note for the reply prompt)."""
-    rules = safety.assess(prepared.text) if prepared.text else safety.assess("")
+    rules = safety.assess(prepared.text)
     report_obj = None
     note = ""
     if report:

@@ -183,7 +183,7 @@ def load(
         logger.info("auto-selected %s (%s, speech=%s): %s", model, plan.dtype, speech, reason)
         for warning in plan.warnings:
             logger.warning("plan: %s", warning)
-    resolved: Resolved = resolve(model, speech=speech)
+    resolved: Resolved = resolve(model)
     device = _pick_device(device)
     torch_dtype = _pick_dtype(dtype, device)
     if resolved.tiny:

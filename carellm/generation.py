@@ -188,7 +188,9 @@ class Sampler:
         s = self.sampling
         logits = logits.float().clone()
         if len(self.banned):
-            logits[self.banned.to(logits.device)] = -math.inf
+            if self.banned.device != logits.device:
+                self.banned = self.banned.to(logits.device)  # once, not per token
+            logits[self.banned] = -math.inf
         if previous and s.repetition_penalty != 1.0:
             seen = torch.tensor(sorted(set(previous)), device=logits.device)
             vals = logits[seen]

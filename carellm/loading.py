@@ -25,12 +25,13 @@ ALIASES = {"7b": MODEL_7B, "3b": MODEL_3B}
 KNOWN = (
     "auto",
     "tiny",
+    "tiny-lite",
     MODEL_7B,
     MODEL_3B,
     "Qwen/Qwen2.5-Omni-7B-GPTQ-Int4",
     "Qwen/Qwen2.5-Omni-7B-AWQ",
 )
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _folder_tier(folder: Path) -> str:
     return "omni" if kind == "qwen2_5_omni" else "lite"
 
 
-def check_folder(folder: Path, *, speech: bool, lite: bool = False) -> None:
+def check_folder(folder: Path, *, lite: bool = False) -> None:
     """Raise ModelLoadError naming the files a model folder lacks."""
     missing = [name for name in ("config.json",) if not (folder / name).exists()]
     if not any(folder.glob("*.safetensors")) and not any(folder.glob("*.bin")):
@@ -92,7 +93,7 @@ def check_folder(folder: Path, *, speech: bool, lite: bool = False) -> None:
         )
 
 
-def resolve(model: str, *, speech: bool = True) -> Resolved:
+def resolve(model: str) -> Resolved:
     """Turn the user's ``model`` argument into something from_pretrained can load."""
     if not isinstance(model, str) or not model.strip():
         raise ModelLoadError(f"model must be a name or a folder; choose one of: {', '.join(KNOWN)}")
@@ -105,7 +106,7 @@ def resolve(model: str, *, speech: bool = True) -> Resolved:
     path = Path(model).expanduser()
     if path.is_dir():
         tier = _folder_tier(path)
-        check_folder(path, speech=speech, lite=tier == "lite")
+        check_folder(path, lite=tier == "lite")
         from carellm.testing import TINY_MARKER
 
         return Resolved(str(path), local=True, tiny=(path / TINY_MARKER).exists(), tier=tier)
@@ -113,7 +114,7 @@ def resolve(model: str, *, speech: bool = True) -> Resolved:
         raise ModelLoadError(
             f"{path} is a file; pass the folder that holds config.json and the weights"
         )
-    if _HUB_ID.match(model) and not model.startswith((".", "/", "~")):
+    if HUB_ID.match(model) and not model.startswith((".", "/", "~")):
         tier = "omni" if "omni" in model.lower() else "lite"
         return Resolved(model, local=False, tiny=False, tier=tier)
     raise ModelLoadError(

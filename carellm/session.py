@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from carellm import generation, speech
-from carellm.errors import CareLLMError, InputError
+from carellm.errors import InputError
 from carellm.prompts import check_voice, get_persona, system_prompt
 from carellm.turn import PreparedTurn, Stopwatch, Turn, build_inputs, prepare
 
@@ -79,7 +79,6 @@ class Exchange:
     reply: Reply
     tokens: int  # text tokens of the user message + reply
     media_tokens: int  # placeholder tokens of its media when re-encoded
-    keep_media: bool = True
 
 
 @dataclass
@@ -340,7 +339,6 @@ class Session(Conversation):
 __all__ = [
     "Assessment",
     "AudioChunk",
-    "CareLLMError",
     "Final",
     "Reply",
     "Session",

@@ -109,7 +109,7 @@ def speak(
         repetition_penalty=settings.repetition_penalty,
         eos_token_id=list(settings.eos_token_ids),
         pad_token_id=talker.codec_pad_token,
-        **{k: v for k, v in mm_meta.items()},
+        **mm_meta,
     )[:, codec_ids.shape[1] :]
     stop = torch.isin(codes[0], torch.tensor(settings.eos_token_ids, device=device))
     length = int(stop.nonzero()[0, 0]) if stop.any() else codes.shape[1]

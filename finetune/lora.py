@@ -8,24 +8,14 @@ See finetune/README.md for recipes and memory estimates.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
+from carellm.cli import run_script
 from carellm.cli.finetune import add_arguments, run
-from carellm.errors import CareLLMError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args)
-    except CareLLMError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_script(add_arguments, run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

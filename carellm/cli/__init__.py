@@ -28,15 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _setup_logging(verbose: bool) -> None:
     import logging
 
-    args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:
+    if not verbose:
         # transformers warns about the tiny model's config on every load: noise for users
         logging.getLogger("transformers").setLevel(logging.ERROR)
         try:
@@ -45,10 +44,30 @@ def main(argv: list[str] | None = None) -> int:
             hf_logging.set_verbosity_error()
         except ImportError:
             pass
+
+
+def _call(func, args) -> int:
+    """Run a command; a CareLLMError becomes one line on stderr and exit code 2."""
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except CareLLMError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    return _call(args.func, args)
+
+
+def run_script(add_arguments, run, description: str, argv: list[str] | None = None) -> int:
+    """``main`` of a standalone script (demos/, finetune/) sharing a command's flags."""
+    parser = argparse.ArgumentParser(description=description)
+    add_arguments(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    return _call(run, args)

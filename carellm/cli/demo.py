@@ -7,6 +7,7 @@ import json
 
 from carellm.cli._model_args import add_model_arguments, load_engine, reply_tokens
 from carellm.errors import CareLLMError
+from carellm.loading import HUB_ID
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,10 +26,12 @@ def register(subparsers) -> None:
 
 def model_plan(model: str, speech: bool):
     """The memory plan for a hub model or "auto" (None for tiny, folders, or no answer)."""
+    from carellm.loading import ALIASES
     from carellm.selection import Needs, select
 
-    if model == "tiny" or (model != "auto" and "/" not in model):
-        return None
+    model = ALIASES.get(model.lower(), model)
+    if model != "auto" and (not HUB_ID.match(model) or model.startswith((".", "/", "~"))):
+        return None  # tiny models and local folders: nothing to plan
     try:
         return select(Needs(speech=speech, model=None if model == "auto" else model))
     except (CareLLMError, ValueError, OSError) as e:  # the plan is informative only
