@@ -3,7 +3,7 @@
 Loads the model the memory planner picks for the Space's hardware ("auto"), or the one
 named by the CARELLM_MODEL variable (a hub id, a folder or "tiny"), and serves the
 counseling demo. On ZeroGPU hardware each turn holds a GPU only while it runs
-(carellm.app_spaces). Locally: `python app.py` (or `carellm demo`).
+(carellm.demo.spaces). Locally: `python app.py` (or `carellm demo`).
 """
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ import os
 
 
 def main() -> None:
-    from carellm.app_spaces import on_zero_gpu
+    from carellm.demo.spaces import on_zero_gpu
 
     if on_zero_gpu():
         import spaces  # noqa: F401  (must be imported before CUDA is initialised)
 
     import carellm
-    from carellm.app import build_app, launch
-    from carellm.cli.demo import model_plan
+    from carellm.demo import build_app, launch
+    from carellm.planning import plan_for_model
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model = os.environ.get("CARELLM_MODEL", "auto")
     speech = os.environ.get("CARELLM_SPEECH", "1") not in ("0", "false", "no")
-    plan = model_plan(model, speech)
+    plan = plan_for_model(model, speech)
     if plan is not None:
         print(f"memory plan: {plan.model} ({plan.dtype}), {plan.estimated_peak_gb:.1f} GiB "
               f"peak of {plan.budget_gb:.1f} GiB: {'; '.join(plan.reasons)}")  # fmt: skip

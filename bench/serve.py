@@ -45,8 +45,8 @@ def parse_args() -> argparse.Namespace:
 def tiny_server(max_queue: int, max_tokens: int):
     """Serve the tiny random model (speech off) on a free loopback port."""
     import carellm
-    from carellm.server import create_app, running
-    from carellm.testing import build_tiny_model
+    from carellm.serve import create_app, running
+    from carellm.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as folder:
         path = build_tiny_model(Path(folder) / "tiny")

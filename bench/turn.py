@@ -91,7 +91,7 @@ def main() -> None:
         folder = Path(tmp)
         model = args.model
         if model == "tiny":
-            from carellm.testing import build_tiny_model
+            from carellm.tiny import build_tiny_model
 
             model = str(build_tiny_model(folder / "tiny"))
         engine = carellm.load(model)

@@ -3,7 +3,7 @@
     python bench/vram.py            # modelled table; plus measurements when CUDA is present
     python bench/vram.py --models 3B --cases text,audio30,video15
 
-No download: the released architectures are rebuilt from the dims in `carellm.memory`,
+No download: the released architectures are rebuilt from the dims in `carellm.planning.memory_model`,
 materialised directly on the GPU in bfloat16 (token2wav in fp32, as transformers does).
 Each case runs a prefill plus a short generate, with and without the talker, and records
 torch.cuda.max_memory_allocated / max_memory_reserved in GiB.
@@ -15,26 +15,8 @@ import argparse
 import gc
 import sys
 
-from carellm.memory import GIB, MODELS, ModelSpec, Workload, estimate
+from carellm.planning.memory_model import GIB, MODELS, PUBLISHED, ModelSpec, Workload, estimate
 
-# Qwen's published minimum GPU memory, read as GiB: (model, dtype, video s, figure).
-# bfloat16 rows with flash-attention 2, float32 rows without; GPTQ/AWQ in low-VRAM mode.
-PUBLISHED = [
-    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 15, 18.38),
-    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 30, 22.43),
-    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 60, 28.22),
-    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 15, 31.11),
-    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 30, 41.85),
-    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 60, 60.19),
-    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 15, 11.64),
-    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 30, 17.43),
-    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 60, 29.51),
-    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 15, 11.77),
-    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 30, 17.84),
-    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 60, 30.31),
-    ("Qwen/Qwen2.5-Omni-3B", "float32", 15, 89.10),
-    ("Qwen/Qwen2.5-Omni-7B", "float32", 15, 93.56),
-]
 # case name -> (video seconds, audio seconds)
 CASES = {
     "text": (0, 0),

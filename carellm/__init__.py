@@ -19,33 +19,37 @@ from carellm.errors import (
     InputError,
     MemoryPlanError,
     ModelLoadError,
+    RemoteError,
+    ReportError,
 )
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it
+# public name -> module that defines it. The vocabulary (Turn, Reply, events, reports,
+# safety) lives in torch-free modules; only load/Engine/Session/select pull in torch.
 _LAZY = {
     "load": "carellm.engine",
     "RemoteEngine": "carellm.remote",
     "Engine": "carellm.engine",
     "Turn": "carellm.turn",
     "Session": "carellm.session",
-    "Reply": "carellm.session",
-    "TextDelta": "carellm.session",
-    "AudioChunk": "carellm.session",
-    "Assessment": "carellm.session",
-    "Final": "carellm.session",
+    "Reply": "carellm.reply",
+    "TextDelta": "carellm.reply",
+    "AudioChunk": "carellm.reply",
+    "Assessment": "carellm.reply",
+    "Final": "carellm.reply",
     "EmotionReport": "carellm.emotion",
     "SafetyAssessment": "carellm.safety",
-    "select": "carellm.selection",
-    "Needs": "carellm.selection",
-    "Plan": "carellm.selection",
+    "select": "carellm.planning",
+    "Needs": "carellm.planning",
+    "Plan": "carellm.planning",
     "PERSONAS": "carellm.prompts",
     "VOICES": "carellm.prompts",
 }
 
 __all__ = [
     "CareLLMError", "DataFormatError", "InputError", "MemoryPlanError", "ModelLoadError",
+    "RemoteError", "ReportError",
     *_LAZY,
 ]  # fmt: skip
 

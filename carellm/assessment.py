@@ -24,7 +24,7 @@ REPORT_OPENING = "<|im_start|>assistant\n"
 
 def _question_ids(engine, question) -> tuple[list[int], list[list[int]]]:
     """Token ids of a question and its candidates, encoded once per engine."""
-    cache = engine.__dict__.setdefault("_report_ids", {})
+    cache = engine.report_ids
     if question.name not in cache:
         q_ids = engine.encode(REPORT_OPENING) + engine.encode(question.prompt)
         cache[question.name] = (q_ids, [engine.encode(" " + c) for c in question.candidates])

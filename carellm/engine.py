@@ -41,10 +41,12 @@ class Engine:
         self.info = info
         # the text decoder: Qwen2.5-Omni's thinker, or the whole lite model
         self.thinker = model.thinker if hasattr(model, "thinker") else model
-        self.plan = None  # carellm.selection.Plan when loaded with model="auto"
+        self.plan = None  # carellm.planning.selection.Plan when loaded with model="auto"
         self.media_limits = media_limits_for(None)  # caps every session's media use
         self.lock = threading.RLock()  # one turn at a time on the shared model
         self.talker_eos = talker_eos
+        # emotion-report question and candidate ids, encoded once (carellm.assessment)
+        self.report_ids: dict[str, tuple[list[int], list[list[int]]]] = {}
         tok = self.tokenizer
         self.im_end = tok.convert_tokens_to_ids("<|im_end|>")
         self.endoftext = tok.convert_tokens_to_ids("<|endoftext|>")
@@ -116,7 +118,7 @@ def _pick_dtype(dtype, device: str):
 
 def _auto_plan(speech: bool):
     """The selection module's plan for this machine; MemoryPlanError if nothing fits."""
-    from carellm.selection import Needs, require_fit, select
+    from carellm.planning.selection import Needs, require_fit, select
 
     plan = select(Needs(speech=speech))
     require_fit(plan)
@@ -210,7 +212,7 @@ def load(
         apply_adapter(net, adapter, merge=merge_adapter)
     talker_eos = None
     if resolved.tiny:
-        from carellm.testing import TALKER_EOS_IDS
+        from carellm.tiny import TALKER_EOS_IDS
 
         talker_eos = TALKER_EOS_IDS
     info = EngineInfo(

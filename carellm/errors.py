@@ -33,3 +33,16 @@ class MemoryPlanError(CareLLMError):
 
 class DataFormatError(CareLLMError, ValueError):
     """A dataset file is missing or is not in the format its loader expects."""
+
+
+class ReportError(CareLLMError, ValueError):
+    """An emotion report (or its input) is invalid; ``field`` names the part at fault."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.detail = message
+        super().__init__(f"{field}: {message}")
+
+
+class RemoteError(CareLLMError):
+    """The remote server refused the request or could not be reached."""

@@ -13,26 +13,18 @@ import logging
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-
 from carellm.errors import CareLLMError
+from carellm.media.audio import write_wav
+from carellm.media.common import AUDIO_RATE
 
 logger = logging.getLogger(__name__)
-
-USER_AUDIO_RATE = 16000  # Hz of prepared user audio
-
-
-def write_wav(path: Path, audio: np.ndarray, rate: int) -> None:
-    import soundfile as sf
-
-    sf.write(str(path), np.asarray(audio, dtype=np.float32), rate, subtype="PCM_16")
 
 
 def _turn_record(index: int, turn, reply, folder: Path) -> dict:
     user_wavs = []
     for k, chunk in enumerate(turn.audio):
         name = f"turn_{index:02d}_user_{k}.wav"
-        write_wav(folder / name, chunk, USER_AUDIO_RATE)
+        write_wav(folder / name, chunk, AUDIO_RATE)
         user_wavs.append(name)
     reply_wav = None
     if reply.audio is not None and reply.audio.size:

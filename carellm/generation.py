@@ -57,7 +57,17 @@ class Sampling:
     top_p: float = 0.9
     top_k: int = 50
     repetition_penalty: float = 1.05
-    max_new_tokens: int = 256  # tokens; a spoken counseling reply is a few sentences
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (evaluation and fine-tuning runs)."""
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def positions(pre: Prefill, start: int, length: int, batch: int = 1) -> torch.Tensor:

@@ -51,7 +51,7 @@ def tiny_dir() -> Path:
 
 
 def _ensure_tiny(lite: bool = False) -> Path:
-    from carellm.testing import TINY_MARKER, build_tiny_model, build_tiny_text_model
+    from carellm.tiny import TINY_MARKER, build_tiny_model, build_tiny_text_model
 
     folder = tiny_dir().with_name("tiny-lite-seed0") if lite else tiny_dir()
     if not (folder / TINY_MARKER).exists() or not (folder / "model.safetensors").exists():
@@ -107,7 +107,7 @@ def resolve(model: str) -> Resolved:
     if path.is_dir():
         tier = _folder_tier(path)
         check_folder(path, lite=tier == "lite")
-        from carellm.testing import TINY_MARKER
+        from carellm.tiny import TINY_MARKER
 
         return Resolved(str(path), local=True, tiny=(path / TINY_MARKER).exists(), tier=tier)
     if path.exists():

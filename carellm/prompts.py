@@ -1,4 +1,7 @@
-"""Personas and the system prompt.
+"""What the thinker reads: personas, the system prompt, and the rendered conversation.
+
+`build_inputs` renders the (trimmed) history and the current turn with the chat
+template and runs the processor once for all media of the prompt.
 
 Qwen2.5-Omni's talker was trained with Qwen's own system sentence; speech output
 depends on it, so `system_prompt` always starts with `QWEN_SPEECH_SENTENCE`. The
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from carellm.errors import InputError
+from carellm.turn import PreparedTurn
 
 QWEN_SPEECH_SENTENCE = (
     "You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of "
@@ -94,3 +98,111 @@ def system_prompt(persona: Persona, language: str | None = None) -> str:
     elif language == "en":
         parts.append("The user prefers English: reply in English.")
     return " ".join(parts)
+
+
+def user_content(turn: PreparedTurn, *, with_media: bool) -> list[dict]:
+    """Chat-template parts for a user message: media first, then the text."""
+    parts: list[dict] = []
+    if with_media:
+        parts += [{"type": "audio"} for _ in turn.audio]
+        if turn.image is not None:
+            parts.append({"type": "image"})
+        if turn.video is not None:
+            parts.append({"type": "video"})
+    else:
+        sent = sorted(turn.modalities - {"text"})
+        if sent:
+            parts.append(
+                {"type": "text", "text": f"(The user sent {' and '.join(sent)}, not shown again.) "}
+            )
+    if turn.text:
+        parts.append({"type": "text", "text": turn.text})
+    return parts
+
+
+@dataclass
+class ModelInputs:
+    """Processor output plus what later stages need to know about it."""
+
+    tensors: dict
+    use_audio_in_video: bool
+    media_tokens: int  # placeholder tokens of the *current* user message
+
+
+def build_inputs(engine, system: str, history: list, current: PreparedTurn) -> ModelInputs:
+    """Render the conversation and run the processor (one call for all media).
+
+    ``history`` holds (PreparedTurn, reply_text, keep_media) triples, oldest first.
+    """
+    from carellm.media import processor_video_kwargs
+
+    if engine.lite:
+        return _build_text_inputs(engine, system, history, current)
+    messages = [{"role": "system", "content": system}]
+    shown = [(t, r, keep) for t, r, keep in history] + [(current, None, True)]
+    audio, audio_src, images, videos = [], [], [], []
+    for turn, reply, keep in shown:
+        messages.append({"role": "user", "content": user_content(turn, with_media=keep)})
+        if keep:
+            audio += turn.audio
+            audio_src += [None] * len(turn.audio)
+            if turn.image is not None:
+                images.append(turn.image)
+            if turn.video is not None:
+                if turn.use_audio_in_video:
+                    audio.append(turn.video.audio)
+                    audio_src.append(len(videos))
+                videos.append(turn.video)
+        if reply is not None:
+            messages.append({"role": "assistant", "content": reply})
+    text = engine.processor.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=False
+    )
+    # One flag for the whole prompt (processor, thinker and talker must agree):
+    # on only when every video in it carries its audio track.
+    in_video = bool(videos) and all(any(s == i for s in audio_src) for i in range(len(videos)))
+    kwargs = {}
+    if videos:
+        kwargs["videos_kwargs"] = processor_video_kwargs(videos[-1])
+        kwargs["videos"] = [v.frames for v in videos]
+        if in_video:
+            kwargs["load_audio_from_video"] = True
+            kwargs["audio_from_video_indices"] = audio_src
+        elif any(s is not None for s in audio_src):
+            audio = [a for a, s in zip(audio, audio_src) if s is None]
+    tensors = engine.processor(
+        text=[text], audio=audio or None, images=images or None, return_tensors="pt", **kwargs
+    )
+    tensors = {k: v.to(engine.device) if hasattr(v, "to") else v for k, v in tensors.items()}
+    return ModelInputs(tensors, in_video, _current_media_tokens(engine, tensors["input_ids"]))
+
+
+def _build_text_inputs(engine, system: str, history: list, current: PreparedTurn) -> ModelInputs:
+    """The lite tier: a text-only chat model sees the text alone."""
+    if current.modalities - {"text"}:
+        kinds = ", ".join(sorted(current.modalities - {"text"}))
+        raise InputError(
+            "turn",
+            f"this text-only (lite) model cannot take {kinds}; send text, or load an Omni model",
+        )
+    messages = [{"role": "system", "content": system}]
+    for turn, reply, _ in history:
+        messages += [
+            {"role": "user", "content": turn.text},
+            {"role": "assistant", "content": reply},
+        ]
+    messages.append({"role": "user", "content": current.text})
+    text = engine.tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=False
+    )
+    ids = engine.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    return ModelInputs({"input_ids": ids.to(engine.device)}, False, 0)
+
+
+def _current_media_tokens(engine, input_ids) -> int:
+    cfg = engine.thinker.config
+    ids = input_ids[0].tolist()
+    user_start = engine.tokenizer.convert_tokens_to_ids("<|im_start|>")
+    last = max(i for i, t in enumerate(ids) if t == user_start)
+    media = {cfg.audio_token_index, cfg.image_token_index, cfg.video_token_index}
+    return sum(1 for t in ids[last:] if t in media)

@@ -29,16 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from carellm import safety
-from carellm.errors import CareLLMError, InputError
+from carellm.conversation import Conversation
+from carellm.errors import CareLLMError, InputError, RemoteError
 from carellm.prompts import check_voice, get_persona, system_prompt
-from carellm.session import Conversation
+from carellm.reply import OUTPUT_RATE
 
 logger = logging.getLogger(__name__)
 
 MEDIA_HISTORY_TURNS = 2  # past turns whose media is re-sent (as the local Session does)
 DEFAULT_TIMEOUT_S = 300.0  # s per request: a long multimodal turn on a busy server
 NO_SPEECH_NOTE = "no speech from this server: it returned text only"
-SPEECH_RATE = 24000  # Hz assumed for raw PCM16 speech (Qwen2.5-Omni's token2wav rate)
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class RemoteInfo:
 
 def _reply_class():
     """Replies are plain `Reply` objects; ``notes`` says what the server could not do."""
-    from carellm.session import Reply
+    from carellm.reply import Reply
 
     return Reply
 
@@ -66,10 +66,6 @@ class _Exchange:
     turn: object  # PreparedTurn
     reply: object  # RemoteReply
     parts: list  # the user message's content parts, media included
-
-
-class RemoteError(CareLLMError):
-    """The remote server refused the request or could not be reached."""
 
 
 class RemoteEngine:
@@ -114,7 +110,7 @@ class RemoteEngine:
         """A new conversation; same arguments and API as `Engine.session`."""
         if language not in (None, "zh", "en"):
             raise InputError("language", f"unknown language {language!r}; use 'zh', 'en' or None")
-        from carellm.session import SessionOptions
+        from carellm.conversation import SessionOptions
 
         options = SessionOptions(
             persona=get_persona(persona), voice=check_voice(voice), language=language,
@@ -131,9 +127,9 @@ class RemoteEngine:
 
 
 def _wav_b64(wave: np.ndarray, rate: int) -> str:
-    from carellm.server_response import wav
+    from carellm.media.audio import wav_bytes
 
-    return base64.b64encode(wav(wave, rate)).decode("ascii")
+    return base64.b64encode(wav_bytes(wave, rate)).decode("ascii")
 
 
 def _data_url(data: bytes, mime: str) -> str:
@@ -184,7 +180,7 @@ def _decode_speech(data: str, fmt: str | None) -> tuple[np.ndarray, int]:
 
     raw = base64.b64decode(data)
     if fmt == "pcm16" or not raw.startswith((b"RIFF", b"OggS", b"fLaC", b"ID3")):
-        return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0, SPEECH_RATE
+        return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0, OUTPUT_RATE
     wave, rate = sf.read(io.BytesIO(raw), dtype="float32", always_2d=False)
     return (wave.mean(axis=1) if wave.ndim == 2 else wave).astype(np.float32), int(rate)
 
@@ -264,7 +260,7 @@ class _RemoteTurn:
     def __init__(self, session: RemoteSession, prepared, report: bool, start: float):
         self.session, self.prepared, self.report, self.start = session, prepared, report, start
         self.rules = safety.assess(prepared.text or "")
-        self.text, self.audio, self.rate = "", [], SPEECH_RATE
+        self.text, self.audio, self.rate = "", [], OUTPUT_RATE
         self.server_ext: dict = {}
         self.emotion = self.safety = None
         self.reply = None
@@ -272,7 +268,7 @@ class _RemoteTurn:
     def _assessment(self, ext: dict):
         """Emotion (server's, else fallback) and the safety of the turn, as local."""
         from carellm.emotion import EmotionReport, fallback_report
-        from carellm.session import Assessment
+        from carellm.reply import Assessment
 
         emotion = None
         if self.report and ext.get("emotion"):
@@ -297,7 +293,7 @@ class _RemoteTurn:
         return Assessment(emotion, combined)
 
     def events(self, chunks: Iterator[dict]) -> Iterator[object]:
-        from carellm.session import AudioChunk, TextDelta
+        from carellm.reply import AudioChunk, TextDelta
 
         for chunk in chunks:
             ext = chunk.get("carellm") or {}
@@ -322,7 +318,7 @@ class _RemoteTurn:
 
     def _finish(self) -> Iterator[object]:
         from carellm.assessment import escalation_for
-        from carellm.session import Final, TextDelta
+        from carellm.reply import Final, TextDelta
 
         escalation = escalation_for(self.safety, self.session.options.region)
         text = self.text.strip()

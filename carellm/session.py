@@ -10,130 +10,48 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from carellm import generation, speech
+from carellm.assessment import assess_turn, escalation_for
+from carellm.conversation import Conversation, Exchange, SessionOptions, check_language
 from carellm.errors import InputError
-from carellm.prompts import check_voice, get_persona, system_prompt
-from carellm.turn import PreparedTurn, Stopwatch, Turn, build_inputs, prepare
+from carellm.prompts import build_inputs, check_voice, get_persona, system_prompt
+from carellm.reply import (
+    OUTPUT_RATE,
+    Assessment,
+    AudioChunk,
+    EscalationDelta,
+    Final,
+    Reply,
+    TextDelta,
+)
+from carellm.turn import PreparedTurn, Turn, prepare
 
 logger = logging.getLogger(__name__)
 
 CONTEXT_BUDGET = 6000  # tokens of history + current turn before trimming starts
 MEDIA_HISTORY_TURNS = 2  # past turns whose audio/image is re-encoded; older media is dropped
-SAMPLE_RATE = speech.OUTPUT_RATE  # Hz of Reply.audio
 
 
-@dataclass(frozen=True)
-class Reply:
-    """The assistant's answer to one turn."""
-
-    text: str  # what the user reads (model text, plus the crisis escalation if any)
-    audio: np.ndarray | None  # float32 mono at `sample_rate`, None without speech
-    sample_rate: int
-    emotion: object  # carellm.emotion.EmotionReport, or None when report=False
-    safety: object  # carellm.safety.SafetyAssessment of this turn
-    timings: dict  # seconds per stage: media, prefill, report, decode, speech, total
-    model_text: str = ""  # the model's own words, before any escalation was added
-    escalated: bool = False  # a crisis escalation with hotline resources was added
-    notes: tuple[str, ...] = ()  # what this backend could not do (e.g. no speech)
+def check_speech(speech: bool, engine) -> bool:
+    if speech and not engine.speech:
+        raise InputError("speech", "this engine was loaded without a talker; load with speech=True")
+    return bool(speech)
 
 
-@dataclass(frozen=True)
-class TextDelta:
-    text: str  # new characters of the reply
+class Stopwatch:
+    """Accumulates seconds per stage name."""
 
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
 
-@dataclass(frozen=True)
-class EscalationDelta(TextDelta):
-    """The crisis escalation appended to the reply (also a TextDelta for simple UIs)."""
-
-
-@dataclass(frozen=True)
-class AudioChunk:
-    audio: np.ndarray  # float32 mono, one sentence
-    sample_rate: int
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """Emitted before the reply: the emotion report and safety of the turn."""
-
-    emotion: object
-    safety: object
-
-
-@dataclass(frozen=True)
-class Final:
-    reply: Reply
-
-
-@dataclass
-class Exchange:
-    """One completed turn in the history."""
-
-    turn: PreparedTurn
-    reply: Reply
-    tokens: int  # text tokens of the user message + reply
-    media_tokens: int  # placeholder tokens of its media when re-encoded
-
-
-@dataclass
-class SessionOptions:
-    """What a session was opened with (changed through `Session.configure`)."""
-
-    persona: object
-    voice: str
-    language: str | None
-    speech: bool
-    seed: int | None
-    max_new_tokens: int
-    region: str | None = None
-    extra: dict = field(default_factory=dict)
-
-
-class Conversation:
-    """What every conversation offers, local or remote: history, reset, trajectory,
-    respond (by consuming `stream`) and export. Subclasses define `stream` and keep
-    ``self._history`` as a list of records with ``turn`` and ``reply``."""
-
-    _history: list
-
-    @property
-    def history(self) -> list[tuple[PreparedTurn, Reply]]:
-        """Completed (turn, reply) pairs, oldest first (a copy)."""
-        return [(e.turn, e.reply) for e in self._history]
-
-    def reset(self) -> None:
-        self._history.clear()
-
-    def trajectory(self) -> list:
-        """The emotion report of each turn that has one, oldest first."""
-        return [e.reply.emotion for e in self._history if e.reply.emotion is not None]
-
-    def export_trajectory(self, path):
-        """Write the per-turn emotion reports as .json or .csv (by suffix); returns the path."""
-        from carellm.emotion import write_trajectory
-
-        return write_trajectory(self.trajectory(), path)
-
-    def respond(self, turn: Turn, report: bool = True) -> Reply:
-        """Run one turn to completion and return its Reply."""
-        final = None
-        for event in self.stream(turn, report=report):
-            if isinstance(event, Final):
-                final = event.reply
-        assert final is not None, "stream() always ends with Final"
-        return final
-
-    def export(self, path) -> object:
-        """Write the session (JSON, trajectory, WAVs) into folder ``path``."""
-        from carellm.export import export_session
-
-        return export_session(self, path)
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
+        return now
 
 
 class Session(Conversation):
@@ -142,18 +60,11 @@ class Session(Conversation):
     def __init__(self, engine, *, persona="counselor", voice="Chelsie", language=None,
                  speech=None, seed=None, max_new_tokens=256, region=None,
                  context_budget=CONTEXT_BUDGET):  # fmt: skip
-        if language not in (None, "zh", "en"):
-            raise InputError(
-                "language", f"unknown language {language!r}; use 'zh', 'en' or None (auto)"
-            )
-        if speech and not engine.speech:
-            raise InputError(
-                "speech", "this engine was loaded without a talker; load with speech=True"
-            )
         self.engine = engine
         self.options = SessionOptions(
-            persona=get_persona(persona), voice=check_voice(voice), language=language,
-            speech=engine.speech if speech is None else bool(speech), seed=seed,
+            persona=get_persona(persona), voice=check_voice(voice),
+            language=check_language(language),
+            speech=engine.speech if speech is None else check_speech(speech, engine), seed=seed,
             max_new_tokens=max_new_tokens, region=region,
         )  # fmt: skip
         self.context_budget = int(context_budget)  # tokens; see _history_view
@@ -168,23 +79,15 @@ class Session(Conversation):
         if voice is not None:
             opts.voice = check_voice(voice)
         if language is not ...:
-            if language not in (None, "zh", "en"):
-                raise InputError(
-                    "language", f"unknown language {language!r}; use 'zh', 'en' or None"
-                )
-            opts.language = language
+            opts.language = check_language(language)
         if speech is not None:
-            if speech and not self.engine.speech:
-                raise InputError(
-                    "speech", "this engine was loaded without a talker; load with speech=True"
-                )
-            opts.speech = bool(speech)
+            opts.speech = check_speech(speech, self.engine)
 
     def add_exchange(self, turn, reply_text: str, media_tokens: int = 0) -> None:
         """Put an earlier (user turn, assistant text) pair into the history without running
         the model, e.g. a conversation replayed from a client or a dataset."""
         prepared = turn if isinstance(turn, PreparedTurn) else prepare(turn)
-        reply = Reply(reply_text, None, SAMPLE_RATE, None, None, {}, model_text=reply_text)
+        reply = Reply(reply_text, None, OUTPUT_RATE, None, None, {}, model_text=reply_text)
         self._remember(prepared, reply, media_tokens)
 
     # -- the turn -----------------------------------------------------------------------
@@ -202,8 +105,6 @@ class Session(Conversation):
             yield from self._run(prepared, report, clock, time.perf_counter(), start)
 
     def _run(self, prepared, report, clock, t, start):
-        from carellm.assessment import assess_turn, escalation_for
-
         opts, engine = self.options, self.engine
         history = self._history_view(prepared)
         inputs = build_inputs(engine, system_prompt(opts.persona, opts.language), history, prepared)
@@ -228,7 +129,7 @@ class Session(Conversation):
         reply = Reply(
             text=reply_text.strip() + ("\n\n" + escalation if escalation else ""),
             audio=np.concatenate(audio) if audio else (np.zeros(0, np.float32) if opts.speech else None),
-            sample_rate=SAMPLE_RATE, emotion=emotion, safety=safety,
+            sample_rate=OUTPUT_RATE, emotion=emotion, safety=safety,
             timings=dict(clock.seconds), model_text=reply_text.strip(), escalated=bool(escalation),
         )  # fmt: skip
         self._remember(prepared, reply, inputs.media_tokens)
@@ -291,22 +192,17 @@ class Session(Conversation):
                 start, tokens = len(tokens), tokens + ids
                 yield from self._speak(pre, suffix_ids, prompt_hidden, tokens, hidden, start, clock)
 
-    def _speak(self, pre, suffix_ids, prompt_hidden, tokens, hidden, start, clock):
+    def _speak(self, pre, suffix_ids, suffix_hidden, tokens, hidden, start, clock):
+        """Speak ``tokens[start:]`` (see `speech.speak_span`) and yield its AudioChunk."""
         t = time.perf_counter()
-        engine, opts = self.engine, self.options
-        device = pre.input_ids.device
-        prompt_ids = torch.cat([pre.input_ids, torch.tensor([suffix_ids], device=device)], dim=1)
-        settings = speech.SpeechSettings(voice=opts.voice)
-        if engine.talker_eos:
-            settings = speech.SpeechSettings(voice=opts.voice, eos_token_ids=engine.talker_eos)
+        opts = self.options
         seed = None if opts.seed is None else opts.seed + 7919 * len(self._history) + start
-        wav = speech.speak(
-            engine.model, prompt_ids, torch.cat([pre.hidden, prompt_hidden], dim=1),
-            tokens[start:], torch.cat(hidden[start:], dim=1), pre.mm_meta, settings, seed,
-        )  # fmt: skip
+        wav = speech.speak_span(
+            self.engine, pre, suffix_ids, suffix_hidden, tokens, hidden, start, opts.voice, seed
+        )
         clock.add("speech", t)
         if wav.size:
-            yield AudioChunk(wav, SAMPLE_RATE)
+            yield AudioChunk(wav, OUTPUT_RATE)
 
     # -- history --------------------------------------------------------------------------
     def _history_view(self, current: PreparedTurn) -> list[tuple[PreparedTurn, str, bool]]:
@@ -336,12 +232,4 @@ class Session(Conversation):
         self._history.append(Exchange(prepared, reply, tokens, media_tokens))
 
 
-__all__ = [
-    "Assessment",
-    "AudioChunk",
-    "Final",
-    "Reply",
-    "Session",
-    "TextDelta",
-    "Turn",
-]
+__all__ = ["Session", "Stopwatch"]

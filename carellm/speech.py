@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-OUTPUT_RATE = 24000  # Hz, token2wav output
+from carellm.reply import OUTPUT_RATE  # noqa: F401  (re-exported: Hz of every waveform here)
+
 CODES_PER_SECOND = 50  # talker codec frame rate of the released model (mel 100 Hz / 2)
 
 # A sentence ends at terminal punctuation (ASCII or CJK) or a line break.
@@ -121,3 +122,23 @@ def speak(
         reference_mel=speaker["ref_mel"].to(device).float(),
     )
     return wav.reshape(-1).float().cpu().numpy().astype(np.float32)
+
+
+def speak_span(engine, pre, suffix_ids: list[int], suffix_hidden: torch.Tensor,
+               tokens: list[int], hidden: list[torch.Tensor], start: int, voice: str,
+               seed: int | None) -> np.ndarray:  # fmt: skip
+    """Speak reply tokens ``tokens[start:]`` (float32 mono, 24 kHz) from the turn's states.
+
+    The talker's prompt is the prefill's prompt plus the reply suffix (``suffix_ids``,
+    their states ``suffix_hidden`` [1, S, H]); ``hidden[i]`` is token i's state [1, 1, H]
+    from the decode loop. Nothing is encoded again.
+    """
+    device = pre.input_ids.device
+    prompt_ids = torch.cat([pre.input_ids, torch.tensor([suffix_ids], device=device)], dim=1)
+    settings = SpeechSettings(voice=voice)
+    if engine.talker_eos:
+        settings = SpeechSettings(voice=voice, eos_token_ids=engine.talker_eos)
+    return speak(
+        engine.model, prompt_ids, torch.cat([pre.hidden, suffix_hidden], dim=1),
+        tokens[start:], torch.cat(hidden[start:], dim=1), pre.mm_meta, settings, seed,
+    )  # fmt: skip

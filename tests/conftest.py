@@ -1,5 +1,5 @@
 """Shared fixtures: the tiny random Qwen2.5-Omni (built once per test session through
-`carellm.testing.build_tiny_model`, then loaded through `carellm.load` like a user's
+`carellm.tiny.build_tiny_model`, then loaded through `carellm.load` like a user's
 model) and media files generated on the fly."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def tiny_path(tmp_path_factory) -> Path:
-    from carellm.testing import build_tiny_model
+    from carellm.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 

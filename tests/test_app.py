@@ -7,9 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from carellm import app_views as views
-from carellm.app_handlers import OUTPUTS, ChatState, Handlers
-from carellm.app_spaces import ZERO_GPU_ENV, on_gpu, on_zero_gpu, turn_seconds
+from carellm.demo import views
+from carellm.demo.handlers import OUTPUTS, ChatState, Handlers
+from carellm.demo.spaces import ZERO_GPU_ENV, on_gpu, on_zero_gpu, turn_seconds
 from carellm.turn import Turn
 
 SHORT = {"max_new_tokens": 12, "seed": 0}  # reply tokens: keeps the tiny model quick
@@ -163,7 +163,7 @@ def test_spoken_reply_streams_before_the_reply_ends(engine):
 def test_build_app_queues_one_turn_at_a_time(text_engine):
     import gradio as gr
 
-    from carellm.app import build_app
+    from carellm.demo import build_app
 
     plan = {"estimated_peak_gb": 20.5, "margin_gb": 2.0, "budget_gb": 79.0, "fits": True,
             "reasons": ["7B fits in 79 GiB"], "warnings": []}  # fmt: skip
@@ -211,7 +211,7 @@ def test_wav_bytes_round_trip():
 
     import soundfile as sf
 
-    from carellm.app_handlers import wav_bytes
+    from carellm.media import wav_bytes
 
     data, rate = sf.read(io.BytesIO(wav_bytes(np.zeros(2400, np.float32), 24000)))
     assert rate == 24000 and data.shape == (2400,)

@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def url(engine):
-    from carellm.app import build_app, launch
+    from carellm.demo import build_app, launch
 
     demo = build_app(engine, session_kwargs={"max_new_tokens": 6, "seed": 0})
     port = _free_port()

@@ -25,9 +25,9 @@ from carellm.emotion import (
     trajectory_rows,
     write_trajectory,
 )
-from carellm.emotion_lexicon import LEXICON, find_cues
+from carellm.emotion.lexicon import LEXICON, find_cues
+from carellm.emotion.taxonomy import GOEMOTIONS_LABELS
 from carellm.errors import CareLLMError, InputError
-from carellm.taxonomy import GOEMOTIONS_LABELS
 
 REPORTS = Path(__file__).parent / "assets" / "reports"
 VALID = sorted(REPORTS.glob("valid_*.json"))

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from carellm import evaluation, generation
+from carellm import generation
 from carellm.data import read_records
 from carellm.errors import InputError
-from carellm.evaluation_emotion import EmotionEvalOptions, format_emotion, run_emotion
-from carellm.evaluation_replies import RepliesEvalOptions, run_replies, split_dialogue
+from carellm.evaluation import common as evaluation
+from carellm.evaluation.emotion import EmotionEvalOptions, format_emotion, run_emotion
+from carellm.evaluation.replies import RepliesEvalOptions, run_replies, split_dialogue
 
 ASSETS = Path(__file__).parent / "assets" / "eval"
 
@@ -83,7 +84,7 @@ def test_multilabel_prediction_counts_when_in_the_gold_set(tmp_path):
     log = evaluation.ResultLog(tmp_path)
     log.add({"id": "e1", "gold": ["gratitude", "joy"], "pred": "joy", "correct": True})
     log.add({"id": "e2", "gold": ["anger"], "pred": "joy", "correct": False})
-    from carellm.evaluation_emotion import summarize
+    from carellm.evaluation.emotion import summarize
 
     items = list(read_records(ASSETS / "emotion.jsonl"))[:2]
     options = EmotionEvalOptions(model="tiny", data=ASSETS, format="records", out=None)
@@ -130,7 +131,7 @@ def test_eval_replies_on_tiny_reports_metrics_and_safety(text_engine, tmp_path):
 
 
 def test_eval_latency_times_a_spoken_turn(engine, tmp_path):
-    from carellm.evaluation_latency import LatencyOptions, format_latency, run_latency
+    from carellm.evaluation.latency import LatencyOptions, format_latency, run_latency
 
     result = run_latency(
         LatencyOptions(model="tiny", turns=1, out=tmp_path, max_new_tokens=8, progress=False),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from carellm import generation
-from carellm.turn import Turn, build_inputs, prepare
+from carellm.prompts import build_inputs
+from carellm.turn import Turn, prepare
 
 
 def _prefill(engine, turn, keep_hidden=False):

@@ -1,9 +1,9 @@
-"""carellm.hardware: probing this machine and simulating others."""
+"""carellm.planning.hardware: probing this machine and simulating others."""
 
 import pytest
 
 from carellm.errors import CareLLMError
-from carellm.hardware import GIB, OPTIONAL_PACKAGES, Hardware, probe
+from carellm.planning.hardware import GIB, OPTIONAL_PACKAGES, Hardware, probe
 
 
 def test_probe_without_gpu_reports_cpu_and_ram():

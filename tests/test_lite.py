@@ -12,7 +12,7 @@ from carellm.turn import Turn
 
 @pytest.fixture(scope="module")
 def lite_engine(tmp_path_factory):
-    from carellm.testing import build_tiny_text_model
+    from carellm.tiny import build_tiny_text_model
 
     folder = build_tiny_text_model(tmp_path_factory.mktemp("lite") / "model")
     return carellm.load(str(folder), device="cpu")

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from carellm.server import create_app, running
+from carellm.serve import create_app, running
 
 pytestmark = pytest.mark.slow
 

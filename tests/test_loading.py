@@ -25,7 +25,7 @@ def test_tiny_model_loads_through_the_real_classes(engine, tiny_path):
 def test_tiny_model_is_deterministic_for_a_seed(tiny_path, tmp_path):
     from safetensors.torch import load_file
 
-    from carellm.testing import build_tiny_model
+    from carellm.tiny import build_tiny_model
 
     again = build_tiny_model(tmp_path / "again", seed=0)
     other = build_tiny_model(tmp_path / "other", seed=1)
@@ -86,9 +86,9 @@ def test_bad_dtype(tiny_path):
 
 def test_auto_plan_caps_media_limits():
     from carellm.engine import media_limits_for
-    from carellm.hardware import Hardware
     from carellm.media import MediaLimits
-    from carellm.selection import Needs, select
+    from carellm.planning.hardware import Hardware
+    from carellm.planning.selection import Needs, select
 
     plan = select(Needs(speech=True, video_seconds=60), Hardware.simulated(gpus_gb=[24]))
     limits = media_limits_for(plan)
@@ -101,9 +101,11 @@ def test_auto_plan_caps_media_limits():
 
 def test_auto_on_a_machine_where_nothing_fits_says_what_would(monkeypatch):
     from carellm import MemoryPlanError
-    from carellm.hardware import Hardware
+    from carellm.planning.hardware import Hardware
 
-    monkeypatch.setattr("carellm.selection.probe", lambda: Hardware.simulated(gpus_gb=[], ram_gb=1))
+    monkeypatch.setattr(
+        "carellm.planning.selection.probe", lambda: Hardware.simulated(gpus_gb=[], ram_gb=1)
+    )
     with pytest.raises(MemoryPlanError) as err:
         carellm.load("auto")
     assert "\n" not in str(err.value)

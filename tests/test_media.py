@@ -143,7 +143,7 @@ def clip_with_audio(tmp_path_factory) -> Path:
 def processor(tmp_path_factory):
     import transformers
 
-    from carellm.testing import build_tiny_model
+    from carellm.tiny import build_tiny_model
 
     path = tmp_path_factory.mktemp("tiny")
     build_tiny_model(path)

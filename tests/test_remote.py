@@ -9,8 +9,8 @@ import pytest
 
 from carellm.emotion import EmotionReport
 from carellm.remote import RemoteEngine, RemoteError
-from carellm.server import create_app, running
-from carellm.session import Assessment, AudioChunk, Final, Reply, TextDelta
+from carellm.reply import Assessment, AudioChunk, Final, Reply, TextDelta
+from carellm.serve import create_app, running
 from carellm.turn import Turn
 
 SHORT = {"max_new_tokens": 12}  # reply tokens: keeps the tiny talker quick

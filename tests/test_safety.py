@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
+import carellm
 from carellm import safety
 from carellm.cli import main
 from carellm.errors import DataFormatError, InputError
+from carellm.evaluation.safety import evaluate, format_eval
 from carellm.safety import (
     LEVELS,
     SafetyAssessment,
     assess,
     detect_language,
     escalation_message,
-    evaluate,
-    format_eval,
     level_at_least,
     max_level,
     resources_for,
@@ -237,7 +237,7 @@ def test_heldout_round_keeps_its_measured_scores():
     for lang in ("en", "zh"):
         for category in safety.CATEGORIES:
             assert by_key[lang, category].support > 0, (lang, category)
-    packaged = (Path(safety.__file__).parent / "resources" / "safety_eval.jsonl").read_text(
+    packaged = (Path(carellm.__file__).parent / "resources" / "safety_eval.jsonl").read_text(
         encoding="utf-8"
     )
     packaged_ids = {json.loads(line)["id"] for line in packaged.splitlines() if line.strip()}

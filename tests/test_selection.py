@@ -1,4 +1,4 @@
-"""carellm.selection and carellm.memory: plans for simulated machines, published figures."""
+"""carellm.planning.selection and carellm.planning.memory_model: plans for simulated machines, published figures."""
 
 import json
 
@@ -6,28 +6,12 @@ import pytest
 
 from carellm.cli import main
 from carellm.errors import CareLLMError, InputError, MemoryPlanError, ModelLoadError
-from carellm.hardware import Hardware
-from carellm.memory import GIB, MODELS, Workload, estimate
-from carellm.selection import Needs, require_fit, select
+from carellm.planning.hardware import Hardware
+from carellm.planning.memory_model import GIB, MODELS, PUBLISHED, Workload, estimate
+from carellm.planning.selection import Needs, require_fit, select
 
 # Qwen's published minimum GPU memory (GB, read as GiB), BF16 + flash-attention 2 unless
 # noted; video read with qwen-omni-utils defaults. Conditions inferred in doc/memory.md.
-PUBLISHED = [
-    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 15, 18.38),
-    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 30, 22.43),
-    ("Qwen/Qwen2.5-Omni-3B", "bfloat16", 60, 28.22),
-    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 15, 31.11),
-    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 30, 41.85),
-    ("Qwen/Qwen2.5-Omni-7B", "bfloat16", 60, 60.19),
-    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 15, 11.64),
-    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 30, 17.43),
-    ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", "float16", 60, 29.51),
-    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 15, 11.77),
-    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 30, 17.84),
-    ("Qwen/Qwen2.5-Omni-7B-AWQ", "float16", 60, 30.31),
-    ("Qwen/Qwen2.5-Omni-3B", "float32", 15, 89.10),
-    ("Qwen/Qwen2.5-Omni-7B", "float32", 15, 93.56),
-]
 
 
 def published_estimate(model_id: str, dtype: str, seconds: float) -> float:

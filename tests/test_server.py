@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from carellm.server import check_bind, create_app, running
-from carellm.taxonomy import GOEMOTIONS_LABELS
+from carellm.emotion.taxonomy import GOEMOTIONS_LABELS
+from carellm.serve import check_bind, create_app, running
 
 SHORT = {"max_new_tokens": 12}  # reply tokens: keeps the tiny talker quick
 KEY = "test-key-123"

@@ -11,7 +11,7 @@ from carellm import InputError
 from carellm import errors as carellm_errors
 from carellm.emotion import EmotionReport
 from carellm.prompts import PERSONAS
-from carellm.session import Assessment, AudioChunk, Final, TextDelta
+from carellm.reply import Assessment, AudioChunk, Final, TextDelta
 from carellm.turn import Turn
 
 SHORT = 24  # reply tokens: keeps the tiny talker quick
@@ -78,12 +78,12 @@ def test_media_turns(engine, media_dir, kind):
 
 
 def test_multi_turn_history_reaches_the_prompt(engine, monkeypatch):
-    from carellm import turn as turn_mod
+    from carellm import prompts
 
     session = new_session(engine)
     first = session.respond(Turn(text="My exams start tomorrow."))
     seen = {}
-    original = turn_mod.build_inputs
+    original = prompts.build_inputs
 
     def spy(engine_, system, history, current):
         seen["history"] = history
@@ -348,7 +348,7 @@ def test_add_exchange_seeds_history_without_running_the_model(engine):
 
 
 def test_crisis_escalation_is_spoken_too(engine):
-    from carellm.session import EscalationDelta
+    from carellm.reply import EscalationDelta
 
     events = list(new_session(engine).stream(Turn(text="I want to kill myself tonight.")))
     kinds = [type(e).__name__ for e in events]

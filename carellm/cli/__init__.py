@@ -14,17 +14,19 @@ _COMMAND_MODULES = ("chat", "tiny", "plan", "demo", "eval", "data", "finetune", 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carellm", description=__doc__.splitlines()[0])
+    from carellm import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="carellm",
+        description="CareLLM: multimodal counseling research on Qwen2.5-Omni (text, voice, "
+        "image, video in; empathetic text, speech and an emotion report out). A research "
+        "tool, not a therapist.",
+    )
+    parser.add_argument("--version", action="version", version=f"carellm {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"carellm.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"carellm.cli.{name}":
-                continue  # that command group is not built yet
-            raise
-        module.register(subparsers)
+        importlib.import_module(f"carellm.cli.{name}").register(subparsers)
     return parser
 
 

@@ -72,7 +72,7 @@ def _handle_command(line: str, pending: dict, session) -> bool:
 
 
 def _show_reply(reply, index: int, args, player) -> None:
-    from carellm.export import write_wav
+    from carellm.media.audio import write_wav
 
     if reply.emotion is not None:
         e = reply.emotion
@@ -97,7 +97,7 @@ def _show_reply(reply, index: int, args, player) -> None:
 
 
 def _turn(session, text: str, pending: dict, args, index: int, player) -> bool:
-    from carellm.session import Final, TextDelta
+    from carellm.reply import Final, TextDelta
     from carellm.turn import Turn
 
     turn = Turn(

@@ -6,8 +6,6 @@ import argparse
 import json
 
 from carellm.cli._model_args import add_model_arguments, load_engine, reply_tokens
-from carellm.errors import CareLLMError
-from carellm.loading import HUB_ID
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,25 +22,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def model_plan(model: str, speech: bool):
-    """The memory plan for a hub model or "auto" (None for tiny, folders, or no answer)."""
-    from carellm.loading import ALIASES
-    from carellm.selection import Needs, select
-
-    model = ALIASES.get(model.lower(), model)
-    if model != "auto" and (not HUB_ID.match(model) or model.startswith((".", "/", "~"))):
-        return None  # tiny models and local folders: nothing to plan
-    try:
-        return select(Needs(speech=speech, model=None if model == "auto" else model))
-    except (CareLLMError, ValueError, OSError) as e:  # the plan is informative only
-        print(f"[no memory plan: {e}]")
-        return None
-
-
 def run(args: argparse.Namespace) -> int:
-    from carellm.app import build_app, launch
+    from carellm.demo import build_app, launch
+    from carellm.planning import plan_for_model
 
-    plan = model_plan(args.model, args.speech)
+    plan = plan_for_model(args.model, args.speech)
     if plan is not None:
         print("memory plan:", json.dumps(plan.to_dict(), indent=2))
     engine = load_engine(args)

@@ -43,7 +43,7 @@ def register_safety(eval_subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_safety(args: argparse.Namespace) -> int:
-    from carellm.safety import evaluate, format_eval
+    from carellm.evaluation.safety import evaluate, format_eval
 
     result = evaluate(args.data)
     _print_table(format_eval(result))

@@ -1,7 +1,7 @@
 """`carellm eval emotion|replies|latency`: evaluations that run the model.
 
-Each flag maps to one field of the options dataclass of `carellm.evaluation_emotion`,
-`carellm.evaluation_replies` or `carellm.evaluation_latency`. With ``--out`` a rerun
+Each flag maps to one field of the options dataclass of `carellm.evaluation.emotion`,
+`carellm.evaluation.replies` or `carellm.evaluation.latency`. With ``--out`` a rerun
 resumes: items already in ``OUT/items.jsonl`` are skipped.
 """
 
@@ -62,7 +62,7 @@ def register_latency(eval_subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_emotion(args: argparse.Namespace) -> int:
-    from carellm.evaluation_emotion import EmotionEvalOptions, format_emotion, run_emotion
+    from carellm.evaluation.emotion import EmotionEvalOptions, format_emotion, run_emotion
 
     metrics = run_emotion(
         EmotionEvalOptions(
@@ -84,7 +84,7 @@ def _run_emotion(args: argparse.Namespace) -> int:
 
 
 def _run_replies(args: argparse.Namespace) -> int:
-    from carellm.evaluation_replies import RepliesEvalOptions, format_replies, run_replies
+    from carellm.evaluation.replies import RepliesEvalOptions, format_replies, run_replies
 
     metrics = run_replies(
         RepliesEvalOptions(
@@ -105,7 +105,7 @@ def _run_replies(args: argparse.Namespace) -> int:
 
 
 def _run_latency(args: argparse.Namespace) -> int:
-    from carellm.evaluation_latency import LatencyOptions, format_latency, run_latency
+    from carellm.evaluation.latency import LatencyOptions, format_latency, run_latency
 
     result = run_latency(
         LatencyOptions(

@@ -33,8 +33,8 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from carellm.hardware import Hardware
-    from carellm.selection import Needs, select
+    from carellm.planning.hardware import Hardware
+    from carellm.planning.selection import Needs, select
 
     needs = Needs(
         speech=not args.no_speech,

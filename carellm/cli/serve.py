@@ -1,4 +1,4 @@
-"""`carellm serve`: an OpenAI-compatible HTTP server (see `carellm.server`).
+"""`carellm serve`: an OpenAI-compatible HTTP server (see `carellm.serve`).
 
 Listens on 127.0.0.1 by default; any other address needs ``--api-key``.
 """
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     import carellm
-    from carellm.server import check_bind, create_app, serve
+    from carellm.serve import check_bind, create_app, serve
 
     check_bind(args.host, args.api_key)  # before minutes of model loading
     engine = carellm.load(args.model, device=args.device, speech=args.speech)

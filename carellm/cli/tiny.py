@@ -11,7 +11,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from carellm.testing import build_tiny_model
+    from carellm.tiny import build_tiny_model
 
     folder = build_tiny_model(args.path, seed=args.seed)
     print(

@@ -33,14 +33,14 @@ from carellm.data._io import (
     peek_lines,
 )
 from carellm.data.records import ChatRecord, RecordStream, SkipLog, existing_path
-from carellm.errors import DataFormatError
-from carellm.taxonomy import (
+from carellm.emotion.taxonomy import (
     EKMAN_LABELS,
     GOEMOTIONS_LABELS,
     SENTIMENT_LABELS,
     ekman_group,
     sentiment_group,
 )
+from carellm.errors import DataFormatError
 
 NAME = "goemotions"
 LICENSE = "CC BY 4.0 (text from Reddit)"

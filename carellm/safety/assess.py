@@ -1,0 +1,199 @@
+"""Crisis safety: rule-based risk assessment of a user's text (no model, no torch).
+
+`assess` reads only the text it is given (no model, no instructions in the text are
+obeyed), so "ignore previous instructions ... I want to kill myself" is still a crisis.
+Levels, in order: "none" (no risk signal), "low" (topic mentioned without personal risk:
+news, study, negated, a third person), "moderate" (passive death wish, hopelessness, past
+self-harm), "high" (active ideation, self-harm, threats, abuse, a medical emergency sign),
+"imminent" (plan with means or timing, an act under way: emergency services now).
+The patterns live in `carellm.safety.rules`; the hotlines in ``resources/hotlines.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from carellm.errors import DataFormatError, InputError
+from carellm.safety import rules as safety_rules
+
+logger = logging.getLogger(__name__)
+
+LEVELS: tuple[str, ...] = ("none", "low", "moderate", "high", "imminent")
+CATEGORIES: tuple[str, ...] = safety_rules.CATEGORIES
+LANGS: tuple[str, ...] = ("zh", "en")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CLAUSE_END = re.compile(r"[.!?;,，。！？；\n]")
+
+
+def max_level(*levels: str) -> str:
+    """The most severe of ``levels`` ("none" when none are given)."""
+    return LEVELS[max((_level_index(level) for level in levels), default=0)]
+
+
+def level_at_least(level: str, threshold: str) -> bool:
+    """True when ``level`` is as severe as ``threshold`` or more."""
+    return _level_index(level) >= _level_index(threshold)
+
+
+def _level_index(level: str) -> int:
+    try:
+        return LEVELS.index(level)
+    except ValueError:
+        raise InputError("level", f"unknown safety level {level!r}; use one of {LEVELS}") from None
+
+
+def detect_language(text: str) -> str:
+    """ "zh" when the text holds any CJK ideograph, else "en"."""
+    return "zh" if _CJK.search(text) else "en"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One crisis or emergency contact, as listed in ``resources/hotlines.json``."""
+
+    name: str  # display name in `lang`
+    number: str | None  # what to dial or text; None for web-only resources
+    url: str | None  # web page or chat, if any
+    region: str  # ISO country code served ("CN", "US", "CA") or "INTL"
+    lang: str  # language of `name` and `notes` ("zh" or "en")
+    kind: str  # "crisis_line", "emergency" or "directory"
+    source: str  # official page the entry was checked against
+    reviewed: str  # ISO date of the last review of this entry
+    notes: str = ""  # hours, who answers, limits
+
+    @property
+    def contact(self) -> str:
+        """The number to dial, or the address to open."""
+        return self.number or self.url or ""
+
+
+@dataclass(frozen=True)
+class SafetyAssessment:
+    """What `assess` found in one text."""
+
+    level: str  # one of LEVELS
+    categories: tuple[str, ...]  # subset of CATEGORIES, in CATEGORIES order
+    matched: tuple[str, ...]  # the phrases that matched (normalised text)
+    resources: tuple[Resource, ...]  # contacts for `lang`; filled from "moderate" up
+    lang: str  # "zh" or "en": the language of the user's text
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict; `from_dict` reads it back."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SafetyAssessment:
+        """Inverse of `to_dict` (lists become tuples)."""
+        try:
+            assessment = cls(
+                level=data["level"],
+                categories=tuple(data["categories"]),
+                matched=tuple(data["matched"]),
+                resources=tuple(Resource(**r) for r in data["resources"]),
+                lang=data["lang"],
+            )
+        except (KeyError, TypeError) as e:
+            raise DataFormatError(
+                f"safety assessment: bad or missing field ({e}); use the output of to_dict()"
+            ) from e
+        if assessment.level not in LEVELS or assessment.lang not in LANGS:
+            raise DataFormatError(
+                f"safety assessment: level must be in {LEVELS} and lang in {LANGS}"
+            )
+        return assessment
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled() -> dict[str, dict]:
+    """The rules of `carellm.safety.rules`, compiled once on first use."""
+    tables = {}
+    for lang in ("en", "zh"):
+        rules = [
+            (category, level, re.compile(pattern))
+            for category, entries in safety_rules.RULES[lang].items()
+            for level, pattern in entries
+        ]
+        tables[lang] = {
+            "rules": rules,
+            "idioms": [re.compile(p) for p in safety_rules.IDIOMS[lang]],
+            **{
+                key: re.compile(getattr(safety_rules, key.upper())[lang])
+                for key in ("negation", "past", "ongoing", "means", "timing", "intent")
+            },
+        }
+    return tables
+
+
+def _normalise(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).lower()
+    return re.sub(r"\s+", " ", text.replace("\u2019", "'").replace("\u2018", "'"))
+
+
+def _mask_idioms(text: str, idioms: list[re.Pattern]) -> str:
+    # Blank with "_" (same length) so no word can straddle the gap and offsets hold.
+    for idiom in idioms:
+        text = idiom.sub(lambda m: "_" * len(m.group()), text)
+    return text
+
+
+def _effective_level(text: str, match: re.Match, level: str, table: dict) -> str:
+    """The rule's level after negation, history and escalation are applied."""
+    clause_start = max((m.end() for m in _CLAUSE_END.finditer(text, 0, match.start())), default=0)
+    if level != "imminent" and table["negation"].search(text[clause_start : match.start()]):
+        return "low"
+    if level == "high" and table["past"].search(text) and not table["ongoing"].search(text):
+        return "moderate"
+    return level
+
+
+def _escalates(text: str, tables: dict) -> bool:
+    """Prepared means, or timing together with intent, anywhere in the text."""
+    for table in tables.values():
+        if table["means"].search(text):
+            return True
+        if table["timing"].search(text) and table["intent"].search(text):
+            return True
+    return False
+
+
+def assess(text: str, *, lang: str | None = None) -> SafetyAssessment:
+    """Assess the crisis risk in one user text (any length, zh, en or both mixed).
+
+    ``lang`` ("zh"/"en") picks the language of the resources; by default it is detected
+    from the text. Both languages' rules run on every text.
+    """
+    if not isinstance(text, str):
+        raise InputError("text", f"expected a string, got {type(text).__name__}")
+    if lang is None:
+        lang = detect_language(text)
+    elif lang not in LANGS:
+        raise InputError("lang", f"unknown language {lang!r}; use 'zh' or 'en'")
+    tables = _compiled()
+    normalised = _normalise(text)
+    escalates = None  # computed only when a risk match needs it
+    found: list[tuple[str, str, str]] = []  # (category, level, phrase)
+    for table in tables.values():
+        masked = _mask_idioms(normalised, table["idioms"])
+        for category, rule_level, pattern in table["rules"]:
+            for match in pattern.finditer(masked):
+                level = _effective_level(masked, match, rule_level, table)
+                if category in safety_rules.ESCALATING_CATEGORIES and level_at_least(
+                    level, "moderate"
+                ):
+                    escalates = _escalates(masked, tables) if escalates is None else escalates
+                    level = "imminent" if escalates else level
+                found.append((category, level, match.group()))
+    level = max_level(*(lvl for _, lvl, _ in found))
+    categories = tuple(c for c in CATEGORIES if any(c == f[0] for f in found))
+    matched = tuple(dict.fromkeys(phrase for _, _, phrase in found))
+    from carellm.safety.resources import resources_for  # resources imports this module
+
+    resources = resources_for(lang) if level_at_least(level, "moderate") else ()
+    if level_at_least(level, "high"):
+        logger.debug("safety: level=%s categories=%s", level, ",".join(categories))
+    return SafetyAssessment(level, categories, matched, resources, lang)
