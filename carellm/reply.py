@@ -26,6 +26,7 @@ class Reply:
     model_text: str = ""  # the model's own words, before any escalation was added
     escalated: bool = False  # a crisis escalation with hotline resources was added
     notes: tuple[str, ...] = ()  # what this backend could not do (e.g. no speech)
+    transcript: str | None = None  # what the user said in this turn's audio, when transcribed
 
 
 @dataclass(frozen=True)
