@@ -244,7 +244,8 @@ class _Refused(Exception):
                  404: "check model= (GET /v1/models lists the served names) and base_url",
                  429: "the server is busy; retry later", 503: "the server is busy; retry later"}  # fmt: skip
         hint = hints.get(self.status, "see the server's log" if self.status >= 500 else "")
-        return f"{base_url} answered {self.status}: {self.message}" + (f"; {hint}" if hint else "")
+        message = self.message.rstrip(". ") if hint else self.message
+        return f"{base_url} answered {self.status}: {message}" + (f"; {hint}" if hint else "")
 
 
 def _fallback(e: _Refused, want: dict) -> tuple[str, object, str | None] | None:

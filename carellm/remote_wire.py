@@ -136,7 +136,7 @@ def pieces(obj: dict, audio_format: str = "wav") -> Iterator[Piece]:
         return
     modality = obj.get("modality") or "text"
     for choice in choices:
-        if choice.get("index", 0) != 0:  # n > 1 alternatives: the reply is choice 0
+        if (choice.get("index") or 0) != 0:  # n > 1 alternatives: the reply is choice 0
             continue
         delta = choice.get("delta") or {}
         if modality == "audio":  # vLLM-Omni: the content is base64 speech
