@@ -2,7 +2,11 @@
 speech read back from wherever the server put them.
 
 `content_parts` encodes a turn (audio as WAV, the image as PNG, video as it came, all as
-base64 data: nothing is fetched by URL).
+base64 data: nothing is fetched by URL). Requests carry ``modalities`` (vLLM-Omni's
+default is the engine's own, e.g. ["text", "audio"]; any other value is a 400),
+``audio.format`` and, for vLLM-Omni, ``speaker`` (lower-cased there and checked against
+the talker's speakers).
+
 `carellm.remote` sends one chat-completions request per turn and hands every response
 object (a whole ``chat.completion`` or one ``chat.completion.chunk`` of a stream) to
 `pieces`, which yields the reply's text, its speech as a 24 kHz float32 waveform, and

@@ -31,8 +31,10 @@ import uuid
 import numpy as np
 import pytest
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 import carellm
+from carellm.media import wav_bytes
 from carellm.remote import RemoteEngine, RemoteError
 from carellm.reply import Assessment, AudioChunk, EscalationDelta, Final, TextDelta
 from carellm.serve import running
@@ -42,6 +44,7 @@ pytestmark = pytest.mark.timeout(60)
 
 QWEN25 = "Qwen/Qwen2.5-Omni-7B"
 QWEN3 = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
+QWEN3_SPEAKERS = ("chelsie", "ethan", "aiden")  # Qwen3-Omni's talker_config.speaker_id
 ANSWER = "I hear how heavy this feels. We can take it one step at a time."
 SEGMENT_S = 0.25  # seconds of speech per streamed audio chunk
 SEGMENTS = 4  # audio chunks per streamed reply (1 s of speech in all)
@@ -54,25 +57,17 @@ def tone(rate: int, seconds: float) -> np.ndarray:
 
 
 def encoded(wave: np.ndarray, rate: int, fmt: str = "wav") -> str:
-    from carellm.media import wav_bytes
-
-    if fmt == "pcm16":
-        raw = (np.clip(wave, -1, 1) * 32767).astype("<i2").tobytes()
-    else:
-        raw = wav_bytes(wave, rate)
+    pcm = fmt == "pcm16"
+    raw = (wave * 32767).astype("<i2").tobytes() if pcm else wav_bytes(wave, rate)
     return base64.b64encode(raw).decode("ascii")
 
 
 def error(status: int, message: str, *, old_vllm: bool = False):
-    from fastapi.responses import JSONResponse
-
     body = {"message": message, "type": "BadRequestError", "param": None, "code": status}
     return JSONResponse({"object": "error", **body} if old_vllm else {"error": body}, status)
 
 
 def sse(objects):
-    from fastapi.responses import StreamingResponse
-
     def events():
         for obj in objects:
             yield f"data: {json.dumps(obj)}\n\n"
@@ -103,8 +98,7 @@ def make_app(model: str, answer):
 
 
 def words(text: str) -> list[str]:
-    parts = text.split(" ")
-    return [p if i == 0 else " " + p for i, p in enumerate(parts)]
+    return [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
 
 
 # ---------------------------------------------------------------- the engines
@@ -125,8 +119,6 @@ def vllm_omni_answer(model: str, *, rate=24000, speakers=("chelsie", "ethan"),
                 400, f"Invalid speaker '{speaker}'. Supported: {', '.join(sorted(speakers))}"
             )
         if body.get("stream") and not streams:
-            from fastapi.responses import PlainTextResponse
-
             return PlainTextResponse("Internal Server Error", 500)  # 0.12: RuntimeError
         fmt = (body.get("audio") or {}).get("format", "wav")
         segments = [tone(rate, SEGMENT_S) for _ in range(SEGMENTS)]
@@ -212,10 +204,7 @@ def openai_answer(model: str):
 
 ENGINES = {  # name: (served model, answer); the audio rate of each is in its answer
     "vllm-omni-qwen2.5": (QWEN25, vllm_omni_answer(QWEN25)),
-    "vllm-omni-qwen3": (
-        QWEN3,
-        vllm_omni_answer(QWEN3, speakers=("chelsie", "ethan", "aiden"), interleave=True),
-    ),  # fmt: skip
+    "vllm-omni-qwen3": (QWEN3, vllm_omni_answer(QWEN3, speakers=QWEN3_SPEAKERS, interleave=True)),
     "vllm-omni-44k": (QWEN25, vllm_omni_answer(QWEN25, rate=44100)),  # e.g. Ming-flash-omni
     "vllm-omni-0.12": (QWEN25, vllm_omni_answer(QWEN25, streams=False)),
     "vllm-omni-thinker-only": (QWEN25, vllm_omni_answer(QWEN25, outputs=("text",))),
@@ -231,11 +220,8 @@ def servers():
     from contextlib import ExitStack
 
     with ExitStack() as stack:
-        urls = {}
-        for name, (model, answer) in ENGINES.items():
-            app = make_app(model, answer)
-            urls[name] = (stack.enter_context(running(app)), app)
-        yield urls
+        apps = {name: make_app(model, answer) for name, (model, answer) in ENGINES.items()}
+        yield {name: (stack.enter_context(running(app)), app) for name, app in apps.items()}
 
 
 def connect(servers, name, **kwargs) -> RemoteEngine:
@@ -396,8 +382,17 @@ def test_unreachable_server_is_a_clear_error():
 
 
 def test_undecodable_speech_is_dropped_with_a_note():
-    from carellm.remote_wire import pieces
+    app = FastAPI()
+    bad = base64.b64encode(b"not audio").decode()
 
-    chunk = {"modality": "audio", "choices": [{"index": 0, "delta": {"content": "bm90IGF1ZGlv"}}]}
-    (piece,) = pieces(chunk)
-    assert piece.audio is None and piece.text == "" and "speech" in piece.bad_audio
+    @app.post("/v1/chat/completions")
+    def chat():
+        text = {"choices": [{"index": 0, "delta": {"content": "I hear you."}}], "modality": "text"}
+        return sse(
+            [text, {"choices": [{"index": 0, "delta": {"content": bad}}], "modality": "audio"}]
+        )
+
+    with running(app) as url:
+        reply = RemoteEngine(url, model="m", timeout=30).session().respond(Turn(text="Hello."))
+    assert reply.text == "I hear you." and reply.audio is None
+    assert any("could not be decoded" in note for note in reply.notes)
