@@ -205,6 +205,8 @@ class RemoteSession(Conversation):
             run.audio_format = want["audio_format"]
             try:
                 yield from self._send(self._request_body(parts, report, **want))
+                if want["stream"] != self.engine.stream:
+                    self.engine.stream = False  # it answered whole: remember for this server
                 return
             except _Refused as e:
                 change = _fallback(e, want)
@@ -214,8 +216,6 @@ class RemoteSession(Conversation):
                 logger.warning("%s refused %s=%s (%s); asking with %s", self.engine.base_url,
                                key, want[key], e.message, value)  # fmt: skip
                 want[key] = value
-                if key == "stream":
-                    self.engine.stream = False  # this server does not stream: remember it
                 if note:
                     run.notes.append(note)
         raise RemoteError(f"{self.engine.base_url} refused every form of the request")

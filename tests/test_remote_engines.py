@@ -366,6 +366,7 @@ def test_server_failure_status_is_a_clear_error():
             RemoteError, match=r"answered 500: CUDA out of memory; see the server's log"
         ):
             engine.session().respond(Turn(text="Hello."))
+    assert engine.stream is True  # the whole request failed too: streaming is not blamed
 
 
 def test_unreachable_server_is_a_clear_error():
