@@ -1,37 +1,40 @@
-"""The remote backend: CareLLM sessions whose thinker runs on an OpenAI-compatible server.
+"""The remote backend: CareLLM sessions whose model runs on an OpenAI-compatible server.
 
-    engine = carellm.remote.RemoteEngine("http://127.0.0.1:8901/v1")
+    engine = carellm.load("Qwen/Qwen2.5-Omni-7B", backend="openai", base_url="http://127.0.0.1:8091/v1")
     session = engine.session(persona="counselor", voice="Chelsie")
     reply = session.respond(carellm.Turn(text="I can't sleep before exams."))
 
-The server can be ``vllm serve Qwen/Qwen2.5-Omni-7B`` (text out), vLLM-Omni (text and
-speech) or ``carellm serve``. CareLLM keeps what is its own on this side: the persona's
-system prompt, the conversation history (sent in full with every request), the crisis
-rules and escalation (`carellm.safety` on the user's text, whatever the server says),
-and the emotion report: the server's ``carellm`` extension when it returns one, else
+The server can be vLLM-Omni (``vllm serve Qwen/Qwen2.5-Omni-7B --omni``, or
+``Qwen/Qwen3-Omni-30B-A3B-Instruct``: text and speech), mainline ``vllm serve`` (text
+only), ``carellm serve`` or any OpenAI-compatible server; `carellm.remote_wire` reads the
+text and speech wherever each puts them (several choices, audio stream chunks) and makes
+``reply.audio`` a 24 kHz float32 waveform. When a server refuses streaming, speech or WAV
+while streaming, the turn is asked again without it (``reply.notes`` says what was lost).
+
+CareLLM keeps what is its own on this side: the persona's system prompt, the
+conversation history (sent in full with every request), the crisis rules and escalation
+(`carellm.safety` on the user's text, whatever the server says), and the emotion report:
+the server's ``carellm`` extension when it returns one, else
 `carellm.emotion.fallback_report` (source "fallback": a remote server shares no prefix
-cache to score the report on). Media go out as data URLs / ``input_audio``. When the
-server returns no speech, ``reply.audio`` is None and ``reply.notes`` says so.
+cache to score the report on). When the server returns no speech, ``reply.audio`` is
+None and ``reply.notes`` says so.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
-import mimetypes
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
-from carellm import safety
+from carellm import remote_wire, safety
 from carellm.conversation import Conversation
 from carellm.errors import CareLLMError, InputError, RemoteError
 from carellm.prompts import check_voice, get_persona, system_prompt
+from carellm.remote_wire import content_parts, text_only
 from carellm.reply import OUTPUT_RATE
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,7 @@ logger = logging.getLogger(__name__)
 MEDIA_HISTORY_TURNS = 2  # past turns whose media is re-sent (as the local Session does)
 DEFAULT_TIMEOUT_S = 300.0  # s per request: a long multimodal turn on a busy server
 NO_SPEECH_NOTE = "no speech from this server: it returned text only"
+BAD_SPEECH_NOTE = "some of the server's speech could not be decoded and was dropped"
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,12 @@ class RemoteEngine:
 
     ``base_url`` ends with ``/v1`` (added when missing). ``model``: the name to ask for
     (default: the server's first model). ``api_key`` is sent as a Bearer token.
+    ``stream=False`` asks for whole responses (set by itself when a server refuses to
+    stream, as vLLM-Omni 0.12 did).
     """
 
     def __init__(self, base_url: str, *, model: str | None = None, api_key: str | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_S):  # fmt: skip
+                 timeout: float = DEFAULT_TIMEOUT_S, stream: bool = True):  # fmt: skip
         import httpx
 
         base_url = base_url.rstrip("/")
@@ -85,6 +91,7 @@ class RemoteEngine:
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
         self._model = model
         self.speech = True  # asked for; whether it comes depends on the server
+        self.stream = bool(stream)  # server-sent events, else one response per turn
 
     @property
     def model(self) -> str:
@@ -123,68 +130,6 @@ class RemoteEngine:
         self.client.close()
 
 
-# ------------------------------------------------------------------ encoding a turn
-
-
-def _wav_b64(wave: np.ndarray, rate: int) -> str:
-    from carellm.media.audio import wav_bytes
-
-    return base64.b64encode(wav_bytes(wave, rate)).decode("ascii")
-
-
-def _data_url(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
-def _video_part(source) -> dict:
-    if isinstance(source, (bytes, bytearray)):
-        data, mime = bytes(source), "video/mp4"
-    else:
-        path = Path(source)
-        data, mime = path.read_bytes(), mimetypes.guess_type(path.name)[0] or "video/mp4"
-    return {"type": "video_url", "video_url": {"url": _data_url(data, mime)}}
-
-
-def content_parts(turn, prepared) -> list[dict]:
-    """OpenAI content parts for a turn: decoded audio as WAV, the image as PNG (both
-    already validated and resized by `prepare`), the video file as it came."""
-    from carellm.media import AUDIO_RATE
-
-    parts: list[dict] = []
-    if prepared.audio:
-        wave = np.concatenate(prepared.audio)
-        parts.append({"type": "input_audio",
-                      "input_audio": {"data": _wav_b64(wave, AUDIO_RATE), "format": "wav"}})  # fmt: skip
-    if prepared.image is not None:
-        buffer = io.BytesIO()
-        prepared.image.save(buffer, format="PNG")
-        url = _data_url(buffer.getvalue(), "image/png")
-        parts.append({"type": "image_url", "image_url": {"url": url}})
-    if turn.video is not None:
-        parts.append(_video_part(turn.video))
-    if prepared.text:
-        parts.append({"type": "text", "text": prepared.text})
-    return parts
-
-
-def _text_only(parts: list[dict], prepared) -> list[dict]:
-    """An old turn's parts without media, saying what was sent (as the local session)."""
-    sent = sorted(prepared.modalities - {"text"})
-    note = f"(The user sent {' and '.join(sent)}, not shown again.) " if sent else ""
-    text = note + (prepared.text or "")
-    return [{"type": "text", "text": text.strip() or "(media)"}]
-
-
-def _decode_speech(data: str, fmt: str | None) -> tuple[np.ndarray, int]:
-    import soundfile as sf
-
-    raw = base64.b64decode(data)
-    if fmt == "pcm16" or not raw.startswith((b"RIFF", b"OggS", b"fLaC", b"ID3")):
-        return np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0, OUTPUT_RATE
-    wave, rate = sf.read(io.BytesIO(raw), dtype="float32", always_2d=False)
-    return (wave.mean(axis=1) if wave.ndim == 2 else wave).astype(np.float32), int(rate)
-
-
 # ------------------------------------------------------------------ the session
 
 
@@ -196,16 +141,18 @@ class RemoteSession(Conversation):
         self.options = options
         self._history: list[_Exchange] = []
 
-    def _request_body(self, parts: list[dict], report: bool) -> dict:
+    def _request_body(self, parts: list[dict], report: bool, *, stream: bool | None = None,
+                      speech: bool | None = None, audio_format: str = "wav") -> dict:  # fmt: skip
         opts = self.options
         messages = [{"role": "system", "content": system_prompt(opts.persona, opts.language)}]
         for i, e in enumerate(self._history):
             recent = i >= len(self._history) - MEDIA_HISTORY_TURNS and e.turn.video is None
-            content = e.parts if recent else _text_only(e.parts, e.turn)
+            content = e.parts if recent else text_only(e.parts, e.turn)
             messages += [{"role": "user", "content": content},
                          {"role": "assistant", "content": e.reply.text}]  # fmt: skip
         messages.append({"role": "user", "content": parts})
-        body = {"model": self.engine.model, "messages": messages, "stream": True,
+        body = {"model": self.engine.model, "messages": messages,
+                "stream": self.engine.stream if stream is None else stream,
                 "max_tokens": opts.max_new_tokens, "temperature": opts.persona.temperature,
                 "top_p": opts.persona.top_p, "persona": opts.persona.name, "report": report}  # fmt: skip
         if opts.seed is not None:
@@ -214,33 +161,64 @@ class RemoteSession(Conversation):
             body["language"] = opts.language
         if opts.region:
             body["region"] = opts.region
-        if opts.speech:
-            body["modalities"] = ["text", "audio"]
-            body["audio"] = {"voice": opts.voice, "format": "wav"}
+        if opts.speech if speech is None else speech:
+            body["modalities"] = ["text", "audio"]  # vLLM-Omni's default for Qwen-Omni too
+            body["audio"] = {"voice": opts.voice, "format": audio_format}  # OpenAI, carellm
+            body["speaker"] = opts.voice  # vLLM-Omni reads the talker's voice here
+        else:
+            body["modalities"] = ["text"]  # vLLM-Omni would otherwise run the talker too
         return body
 
-    def _chunks(self, body: dict) -> Iterator[dict]:
-        """The server's stream chunks (JSON objects), until ``[DONE]``."""
+    def _send(self, body: dict) -> Iterator[dict]:
+        """The server's response objects: stream chunks until ``[DONE]``, or one body.
+
+        Raises `_Refused` (before anything is yielded) when the status is not 200."""
         import httpx
 
+        client = self.engine.client
         try:
-            with self.engine.client.stream("POST", "/chat/completions", json=body) as r:
+            if not body["stream"]:
+                r = client.post("/chat/completions", json=body)
+                if r.status_code != 200:
+                    raise _Refused(r.status_code, _error_message(r))
+                yield _checked(_json(r.text))
+                return
+            with client.stream("POST", "/chat/completions", json=body) as r:
                 if r.status_code != 200:
                     r.read()
-                    raise RemoteError(f"{self.engine.base_url} answered {r.status_code}: "
-                                      f"{_error_message(r)}")  # fmt: skip
+                    raise _Refused(r.status_code, _error_message(r))
                 for line in r.iter_lines():
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
                         return
-                    chunk = json.loads(payload)
-                    if "error" in chunk:
-                        raise RemoteError(f"the server failed mid-reply: {_error_message(chunk)}")
-                    yield chunk
+                    yield _checked(_json(payload))
         except httpx.HTTPError as e:
             raise RemoteError(f"cannot reach {self.engine.base_url} ({e}); is it running?") from e
+
+    def _responses(self, parts: list[dict], report: bool, run: _RemoteTurn) -> Iterator[dict]:
+        """Send the turn; when the server refuses something it cannot do (streaming,
+        speech, WAV while streaming), ask again without it and say so in the notes."""
+        want = {"stream": self.engine.stream, "speech": self.options.speech, "audio_format": "wav"}
+        for _ in range(len(want) + 1):
+            run.audio_format = want["audio_format"]
+            try:
+                yield from self._send(self._request_body(parts, report, **want))
+                if want["stream"] != self.engine.stream:
+                    self.engine.stream = False  # it answered whole: remember for this server
+                return
+            except _Refused as e:
+                change = _fallback(e, want)
+                if change is None:
+                    raise RemoteError(e.describe(self.engine.base_url)) from None
+                key, value, note = change
+                logger.warning("%s refused %s=%s (%s); asking with %s", self.engine.base_url,
+                               key, want[key], e.message, value)  # fmt: skip
+                want[key] = value
+                if note:
+                    run.notes.append(note)
+        raise RemoteError(f"{self.engine.base_url} refused every form of the request")
 
     def stream(self, turn, report: bool = True) -> Iterator[object]:
         """Yield Assessment, TextDelta and AudioChunk events, then Final(reply)."""
@@ -250,17 +228,65 @@ class RemoteSession(Conversation):
         prepared = prepare(turn)  # InputError before anything is sent
         parts = content_parts(turn, prepared)
         run = _RemoteTurn(self, prepared, report, start)
-        yield from run.events(self._chunks(self._request_body(parts, report)))
+        yield from run.events(self._responses(parts, report, run))
         self._history.append(_Exchange(prepared, run.reply, parts))
 
 
+class _Refused(Exception):
+    """The server answered a request with an error status (nothing was yielded yet)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+    def describe(self, base_url: str) -> str:
+        hints = {401: "check api_key", 403: "check api_key", 413: "send smaller media",
+                 404: "check model= (GET /v1/models lists the served names) and base_url",
+                 429: "the server is busy; retry later", 503: "the server is busy; retry later"}  # fmt: skip
+        hint = hints.get(self.status, "see the server's log" if self.status >= 500 else "")
+        message = self.message.rstrip(". ") if hint else self.message
+        return f"{base_url} answered {self.status}: {message}" + (f"; {hint}" if hint else "")
+
+
+def _fallback(e: _Refused, want: dict) -> tuple[str, object, str | None] | None:
+    """What to ask without after a refusal: (key, new value, note for the reply) or None."""
+    message = e.message.lower()
+    if want["speech"] and "modalit" in message:  # vLLM-Omni: "Unsupported output modalities"
+        return "speech", False, f"no speech: the server cannot produce audio ({e.message})"
+    if want["speech"] and want["audio_format"] != "pcm16" and "pcm16" in message:
+        return "audio_format", "pcm16", None  # OpenAI streams speech as pcm16 only
+    if want["stream"] and ("stream" in message or e.status in (500, 501)):
+        return "stream", False, None  # vLLM-Omni <= 0.12: "Not support streaming output now."
+    return None
+
+
+def _json(text: str) -> dict:
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise RemoteError(f"the server sent something that is not JSON: {text[:120]!r}") from e
+    if not isinstance(obj, dict):
+        raise RemoteError(f"the server sent a {type(obj).__name__}, not a chat-completion object")
+    return obj
+
+
+def _checked(obj: dict) -> dict:
+    """The object, unless it is an error (OpenAI's ``error`` or vLLM's ``object: error``)."""
+    if "error" in obj or obj.get("object") == "error":
+        raise RemoteError(f"the server failed mid-reply: {_error_message(obj)}")
+    return obj
+
+
 class _RemoteTurn:
-    """The state of one streamed remote turn: text, speech, server extension."""
+    """The state of one remote turn: text, speech, server extension, notes."""
 
     def __init__(self, session: RemoteSession, prepared, report: bool, start: float):
         self.session, self.prepared, self.report, self.start = session, prepared, report, start
         self.rules = safety.assess(prepared.text or "")
-        self.text, self.audio, self.rate = "", [], OUTPUT_RATE
+        self.text, self.audio = "", []
+        self.text_source = ""  # "content" or "transcript": whichever the server uses
+        self.audio_format = "wav"  # the audio.format of the request being answered
+        self.notes: list[str] = []  # what this turn could not do, for Reply.notes
         self.server_ext: dict = {}
         self.emotion = self.safety = None
         self.reply = None
@@ -292,42 +318,61 @@ class _RemoteTurn:
         self.emotion, self.safety = emotion, combined
         return Assessment(emotion, combined)
 
-    def events(self, chunks: Iterator[dict]) -> Iterator[object]:
-        from carellm.reply import AudioChunk, TextDelta
-
-        for chunk in chunks:
-            ext = chunk.get("carellm") or {}
-            if ext:
-                self.server_ext.update(ext)
-            if self.safety is None and (ext.get("emotion") or ext.get("safety")):
-                yield self._assessment(ext)
-            delta = (chunk.get("choices") or [{}])[0].get("delta") or {}
-            if delta.get("content"):
-                if self.safety is None:
-                    yield self._assessment({})
-                self.text += delta["content"]
-                yield TextDelta(delta["content"])
-            speech = delta.get("audio") or {}
-            if speech.get("data"):
-                wave, self.rate = _decode_speech(speech["data"], speech.get("format"))
-                self.audio.append(wave)
-                yield AudioChunk(wave, self.rate)
+    def events(self, responses: Iterator[dict]) -> Iterator[object]:
+        """Events from the server's response objects (stream chunks or whole bodies)."""
+        for obj in responses:
+            for piece in remote_wire.pieces(obj, self.audio_format):
+                yield from self._take(piece)
         if self.safety is None:
             yield self._assessment(self.server_ext)
         yield from self._finish()
 
+    def _take(self, piece) -> Iterator[object]:
+        from carellm.reply import AudioChunk, TextDelta
+
+        if piece.ext is not None:
+            self.server_ext.update(piece.ext)
+            if self.safety is None and (piece.ext.get("emotion") or piece.ext.get("safety")):
+                yield self._assessment(piece.ext)
+        text = self._new_text(piece)
+        if text:
+            if self.safety is None:
+                yield self._assessment({})
+            self.text += text
+            yield TextDelta(text)
+        if piece.audio is not None:
+            if self.safety is None:  # speech can come before any text (vLLM-Omni async chunk)
+                yield self._assessment({})
+            self.audio.append(piece.audio)
+            yield AudioChunk(piece.audio, OUTPUT_RATE)
+        if piece.bad_audio:
+            logger.warning("dropped speech the server sent: %s", piece.bad_audio)
+            if BAD_SPEECH_NOTE not in self.notes:
+                self.notes.append(BAD_SPEECH_NOTE)
+
+    def _new_text(self, piece) -> str:
+        """Content text; OpenAI's audio transcript only when the server sends no content."""
+        if piece.text and self.text_source != "transcript":
+            self.text_source = "content"
+            return piece.text
+        if piece.transcript and self.text_source != "content":
+            self.text_source = "transcript"
+            return piece.transcript
+        return ""
+
     def _finish(self) -> Iterator[object]:
         from carellm.assessment import escalation_for
-        from carellm.reply import Final, TextDelta
+        from carellm.reply import EscalationDelta, Final
 
         escalation = escalation_for(self.safety, self.session.options.region)
         text = self.text.strip()
         if escalation and escalation not in text:  # carellm serve escalates already
-            yield TextDelta("\n\n" + escalation)
-            text += "\n\n" + escalation
-        notes = list(self.server_ext.get("notes") or ())
-        wants_speech = self.session.options.speech
-        if wants_speech and not self.audio and not notes:
+            yield EscalationDelta("\n\n" + escalation)
+            text = (text + "\n\n" + escalation).strip()
+        notes = list(self.server_ext.get("notes") or ()) + self.notes
+        if not self.text.strip():
+            notes.append("the server returned no text")
+        if self.session.options.speech and not self.audio and not notes:
             notes.append(NO_SPEECH_NOTE)
         server = self.server_ext.get("timings") or {}
         timings = {f"server_{k}": v for k, v in server.items()}  # as the server measured them
@@ -335,7 +380,7 @@ class _RemoteTurn:
         model_text = self.server_ext.get("model_text", self.text.strip())
         self.reply = _reply_class()(
             text=text, audio=np.concatenate(self.audio) if self.audio else None,
-            sample_rate=self.rate, emotion=self.emotion, safety=self.safety, timings=timings,
+            sample_rate=OUTPUT_RATE, emotion=self.emotion, safety=self.safety, timings=timings,
             model_text=model_text, escalated=bool(escalation) or bool(self.server_ext.get("escalated")),
             notes=tuple(notes),
         )  # fmt: skip
@@ -343,8 +388,13 @@ class _RemoteTurn:
 
 
 def _error_message(source) -> str:
+    """The message of an error body: OpenAI's ``{"error": {"message"}}``, vLLM's older
+    ``{"object": "error", "message"}``, FastAPI's ``{"detail"}``, else the raw text."""
     try:
         body = source if isinstance(source, dict) else source.json()
-        return str(body["error"]["message"])
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("detail") or error)[:500]
+        return str(error)[:500]
     except Exception:
-        return getattr(source, "text", str(source))[:300]
+        return (getattr(source, "text", "") or str(source)).strip()[:300]
