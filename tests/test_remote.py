@@ -92,7 +92,7 @@ def test_no_speech_server_says_so(text_only_remote):
 
 def test_fallback_report_without_extension(remote):
     """A plain OpenAI server sends no `carellm` object: the report is the fallback."""
-    from carellm.remote import _RemoteTurn
+    from carellm.remote.client import _RemoteTurn
     from carellm.turn import prepare
 
     session = remote.session()  # asks for speech

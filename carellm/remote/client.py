@@ -6,7 +6,7 @@
 
 The server can be vLLM-Omni (``vllm serve Qwen/Qwen2.5-Omni-7B --omni``, or
 ``Qwen/Qwen3-Omni-30B-A3B-Instruct``: text and speech), mainline ``vllm serve`` (text
-only), ``carellm serve`` or any OpenAI-compatible server; `carellm.remote_wire` reads the
+only), ``carellm serve`` or any OpenAI-compatible server; `carellm.remote.wire` reads the
 text and speech wherever each puts them (several choices, audio stream chunks) and makes
 ``reply.audio`` a 24 kHz float32 waveform. When a server refuses streaming, speech or WAV
 while streaming, the turn is asked again without it (``reply.notes`` says what was lost).
@@ -30,11 +30,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from carellm import remote_wire, safety
+from carellm import safety
 from carellm.conversation import Conversation
 from carellm.errors import CareLLMError, InputError, RemoteError
 from carellm.prompts import check_voice, get_persona, system_prompt
-from carellm.remote_wire import content_parts, text_only
+from carellm.remote import wire as remote_wire
+from carellm.remote.wire import content_parts, text_only
 from carellm.reply import OUTPUT_RATE
 
 logger = logging.getLogger(__name__)
