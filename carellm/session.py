@@ -8,8 +8,11 @@ model) leaves the conversation exactly as it was.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CONTEXT_BUDGET = 6000  # tokens of history + current turn before trimming starts
 MEDIA_HISTORY_TURNS = 2  # past turns whose audio/image is re-encoded; older media is dropped
+POLL_S = 0.05  # s: how often a turn waiting for the engine checks that its consumer is still there
 
 
 def check_speech(speech: bool, engine) -> bool:
@@ -52,6 +56,76 @@ class Stopwatch:
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
         return now
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A turn's last item from its worker: the reply and what the history keeps of it."""
+
+    reply: Reply
+    media_tokens: int  # placeholder tokens of the turn's media (context-budget trimming)
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """The exception that ended a turn in its worker, raised again in the consumer."""
+
+    error: BaseException
+
+
+class TurnWorker:
+    """Runs a turn's events in a thread of its own that holds ``lock`` throughout.
+
+    The lock is taken and released by this one thread, so whichever thread reads the
+    events, or abandons them, cannot break it (a lock held across a generator's
+    ``yield`` is released by whoever closes the generator: Gradio does that on another
+    thread when a tab closes). Events are queued without waiting for the reader, so a
+    slow reader never keeps the model. Setting `cancel` stops the turn after its
+    current step (one token, one spoken sentence, or prefill + report before the first
+    event) and frees the lock; a turn still waiting for the lock gives up within POLL_S.
+    """
+
+    def __init__(self, lock, work: Callable[[], Iterator[object]], clock: Stopwatch):
+        self.cancel = threading.Event()
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(
+            target=self._main, args=(lock, work, clock), name="carellm-turn", daemon=True
+        ).start()
+
+    def next(self) -> object | None:
+        """The next event (None after the last); the turn's exception is raised here."""
+        item = self._items.get()
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    def _main(self, lock, work, clock: Stopwatch) -> None:
+        queued = time.perf_counter()
+        while not lock.acquire(timeout=POLL_S):
+            if self.cancel.is_set():
+                self._items.put(None)
+                return
+        try:
+            clock.add("queue", queued)
+            if not self.cancel.is_set():
+                self._drive(work())
+        except BaseException as e:  # handed to the consumer, which raises it unchanged
+            if self.cancel.is_set():
+                logger.warning("a cancelled turn failed while stopping", exc_info=e)
+            self._items.put(_Failed(e))
+        finally:
+            lock.release()
+            self._items.put(None)
+
+    def _drive(self, events) -> None:
+        try:
+            for event in events:
+                self._items.put(event)
+                if self.cancel.is_set():
+                    logger.info("turn cancelled: its reader closed or dropped the stream")
+                    break
+        finally:
+            events.close()
 
 
 class Session(Conversation):
@@ -92,20 +166,34 @@ class Session(Conversation):
 
     # -- the turn -----------------------------------------------------------------------
     def stream(self, turn: Turn, report: bool = True) -> Iterator[object]:
-        """Yield Assessment, TextDelta and AudioChunk events, then Final(reply)."""
+        """Yield Assessment, TextDelta and AudioChunk events, then Final(reply).
+
+        The model work runs in a worker thread that holds the engine lock (see
+        `TurnWorker`), so any thread may resume, close or drop this generator; closing
+        or dropping it cancels the turn, which then frees the model at its next token or
+        speech chunk and leaves the history unchanged.
+        """
         clock = Stopwatch()
-        start = t = time.perf_counter()
+        t = time.perf_counter()
         # InputError before anything else happens; a server may pass an already prepared turn
         prepared = (
             turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
         )
         clock.add("media", t)
-        with self.engine.lock:
-            clock.add("queue", start + clock.seconds["media"])
-            yield from self._run(prepared, report, clock, time.perf_counter(), start)
+        worker = TurnWorker(self.engine.lock, lambda: self._run(prepared, report, clock, t), clock)
+        try:
+            while (item := worker.next()) is not None:
+                if isinstance(item, _Finished):
+                    self._remember(prepared, item.reply, item.media_tokens)
+                    item = Final(item.reply)
+                yield item
+        finally:
+            worker.cancel.set()  # no-op once the turn is over; else it stops at the next step
 
-    def _run(self, prepared, report, clock, t, start):
+    def _run(self, prepared, report, clock, start):
+        """The model work of one turn (runs in the `TurnWorker` thread, lock held)."""
         opts, engine = self.options, self.engine
+        t = time.perf_counter()
         history = self._history_view(prepared)
         inputs = build_inputs(engine, system_prompt(opts.persona, opts.language), history, prepared)
         t = clock.add("media", t)
@@ -132,8 +220,7 @@ class Session(Conversation):
             sample_rate=OUTPUT_RATE, emotion=emotion, safety=safety,
             timings=dict(clock.seconds), model_text=reply_text.strip(), escalated=bool(escalation),
         )  # fmt: skip
-        self._remember(prepared, reply, inputs.media_tokens)
-        yield Final(reply)
+        yield _Finished(reply, inputs.media_tokens)
 
     def _reply_events(self, pre, note: str, clock: Stopwatch, escalation: str = ""):
         """Decode the reply on the prefill's cache; speak each finished sentence; then
@@ -232,4 +319,4 @@ class Session(Conversation):
         self._history.append(Exchange(prepared, reply, tokens, media_tokens))
 
 
-__all__ = ["Session", "Stopwatch"]
+__all__ = ["Session", "Stopwatch", "TurnWorker"]
