@@ -8,11 +8,10 @@ model) leaves the conversation exactly as it was.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -32,12 +31,12 @@ from carellm.reply import (
     TextDelta,
 )
 from carellm.turn import PreparedTurn, Turn, prepare
+from carellm.worker import TurnWorker, stop_points
 
 logger = logging.getLogger(__name__)
 
 CONTEXT_BUDGET = 6000  # tokens of history + current turn before trimming starts
 MEDIA_HISTORY_TURNS = 2  # past turns whose audio/image is re-encoded; older media is dropped
-POLL_S = 0.05  # s: how often a turn waiting for the engine checks that its consumer is still there
 
 
 def check_speech(speech: bool, engine) -> bool:
@@ -47,10 +46,11 @@ def check_speech(speech: bool, engine) -> bool:
 
 
 class Stopwatch:
-    """Accumulates seconds per stage name."""
+    """Accumulates seconds per stage name, and the turn's token counts."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.tokens: dict[str, int] = {}  # "prompt" (read by the thinker), "completion"
 
     def add(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -64,68 +64,6 @@ class _Finished:
 
     reply: Reply
     media_tokens: int  # placeholder tokens of the turn's media (context-budget trimming)
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """The exception that ended a turn in its worker, raised again in the consumer."""
-
-    error: BaseException
-
-
-class TurnWorker:
-    """Runs a turn's events in a thread of its own that holds ``lock`` throughout.
-
-    The lock is taken and released by this one thread, so whichever thread reads the
-    events, or abandons them, cannot break it (a lock held across a generator's
-    ``yield`` is released by whoever closes the generator: Gradio does that on another
-    thread when a tab closes). Events are queued without waiting for the reader, so a
-    slow reader never keeps the model. Setting `cancel` stops the turn after its
-    current step (one token, one spoken sentence, or prefill + report before the first
-    event) and frees the lock; a turn still waiting for the lock gives up within POLL_S.
-    """
-
-    def __init__(self, lock, work: Callable[[], Iterator[object]], clock: Stopwatch):
-        self.cancel = threading.Event()
-        self._items: queue.SimpleQueue = queue.SimpleQueue()
-        threading.Thread(
-            target=self._main, args=(lock, work, clock), name="carellm-turn", daemon=True
-        ).start()
-
-    def next(self) -> object | None:
-        """The next event (None after the last); the turn's exception is raised here."""
-        item = self._items.get()
-        if isinstance(item, _Failed):
-            raise item.error
-        return item
-
-    def _main(self, lock, work, clock: Stopwatch) -> None:
-        queued = time.perf_counter()
-        while not lock.acquire(timeout=POLL_S):
-            if self.cancel.is_set():
-                self._items.put(None)
-                return
-        try:
-            clock.add("queue", queued)
-            if not self.cancel.is_set():
-                self._drive(work())
-        except BaseException as e:  # handed to the consumer, which raises it unchanged
-            if self.cancel.is_set():
-                logger.warning("a cancelled turn failed while stopping", exc_info=e)
-            self._items.put(_Failed(e))
-        finally:
-            lock.release()
-            self._items.put(None)
-
-    def _drive(self, events) -> None:
-        try:
-            for event in events:
-                self._items.put(event)
-                if self.cancel.is_set():
-                    logger.info("turn cancelled: its reader closed or dropped the stream")
-                    break
-        finally:
-            events.close()
 
 
 class Session(Conversation):
@@ -169,9 +107,9 @@ class Session(Conversation):
         """Yield Assessment, TextDelta and AudioChunk events, then Final(reply).
 
         The model work runs in a worker thread that holds the engine lock (see
-        `TurnWorker`), so any thread may resume, close or drop this generator; closing
-        or dropping it cancels the turn, which then frees the model at its next token or
-        speech chunk and leaves the history unchanged.
+        `carellm.worker`), so any thread may resume, close or drop this generator.
+        Closing or dropping it cancels the turn: the model is freed at its next step (a
+        reply token, a speech code) and the history is left unchanged.
         """
         clock = Stopwatch()
         t = time.perf_counter()
@@ -180,7 +118,10 @@ class Session(Conversation):
             turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
         )
         clock.add("media", t)
-        worker = TurnWorker(self.engine.lock, lambda: self._run(prepared, report, clock, t), clock)
+        worker = TurnWorker(
+            self.engine.lock, partial(self._run, prepared, report, clock, t),
+            on_queued=partial(clock.add, "queue"), points=stop_points(self.engine),
+        )  # fmt: skip
         try:
             while (item := worker.next()) is not None:
                 if isinstance(item, _Finished):
@@ -188,7 +129,7 @@ class Session(Conversation):
                     item = Final(item.reply)
                 yield item
         finally:
-            worker.cancel.set()  # no-op once the turn is over; else it stops at the next step
+            worker.cancel.set()  # a no-op once the turn is over
 
     def _run(self, prepared, report, clock, start):
         """The model work of one turn (runs in the `TurnWorker` thread, lock held)."""
@@ -219,6 +160,7 @@ class Session(Conversation):
             audio=np.concatenate(audio) if audio else (np.zeros(0, np.float32) if opts.speech else None),
             sample_rate=OUTPUT_RATE, emotion=emotion, safety=safety,
             timings=dict(clock.seconds), model_text=reply_text.strip(), escalated=bool(escalation),
+            prompt_tokens=clock.tokens["prompt"], completion_tokens=clock.tokens["completion"],
         )  # fmt: skip
         yield _Finished(reply, inputs.media_tokens)
 
@@ -266,6 +208,7 @@ class Session(Conversation):
                 spoken_upto, spoken_chars = len(tokens), len(text)
             t = time.perf_counter()
         clock.add("decode", t)
+        clock.tokens.update(prompt=pre.length + len(suffix_ids), completion=len(tokens))
         if opts.speech and len(tokens) > spoken_upto and text[spoken_chars:].strip():
             yield from self._speak(
                 pre, suffix_ids, prompt_hidden, tokens, hidden, spoken_upto, clock
@@ -319,4 +262,4 @@ class Session(Conversation):
         self._history.append(Exchange(prepared, reply, tokens, media_tokens))
 
 
-__all__ = ["Session", "Stopwatch", "TurnWorker"]
+__all__ = ["Session", "Stopwatch"]

@@ -487,3 +487,35 @@ def test_time_waiting_for_the_engine_is_reported_as_queue(engine):
     reply = [e for e in events if isinstance(e, Final)][0].reply
     assert reply.timings["queue"] >= 0.5
     assert reply.timings["total"] >= reply.timings["queue"]
+
+
+@pytest.mark.timeout(120)
+def test_closing_mid_speech_stops_the_talker_at_its_next_step(engine):
+    session = new_session(engine)  # speech on: the reply is spoken after its last token
+    speaking, steps = threading.Event(), []
+    hook = engine.model.talker.register_forward_pre_hook(
+        lambda *a: (steps.append(1), speaking.set())
+    )
+    try:
+        events = session.stream(Turn(text="Tell me everything."))
+        assert isinstance(next(events), Assessment)
+        assert speaking.wait(60), "the talker never ran"
+        events.close()
+        at_close = len(steps)
+        freed = seconds_until_free(engine)
+        after = len(steps) - at_close
+    finally:
+        hook.remove()
+    assert freed < 1.0 and after <= 2  # not the rest of the sentence's speech codes
+    assert session.history == []
+
+
+def test_a_turn_still_waiting_for_the_engine_gives_up_when_cancelled():
+    from carellm.worker import TurnWorker
+
+    lock, ran = threading.Lock(), []
+    with lock:  # another turn holds the model
+        worker = TurnWorker(lock, lambda: iter([ran.append(1)]), on_queued=lambda since: None)
+        worker.cancel.set()  # e.g. Ctrl-C while queued
+        assert in_thread(worker.next, limit=5) is None
+    assert ran == [] and not lock.locked()
