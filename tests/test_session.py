@@ -519,3 +519,19 @@ def test_a_turn_still_waiting_for_the_engine_gives_up_when_cancelled():
         worker.cancel.set()  # e.g. Ctrl-C while queued
         assert in_thread(worker.next, limit=5) is None
     assert ran == [] and not lock.locked()
+
+
+def test_token_counts_are_what_the_thinker_read_and_wrote(engine):
+    fed: list[int] = []  # positions fed per thinker call
+    hook = engine.thinker.model.register_forward_hook(
+        lambda m, args, kwargs, out: fed.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        session = new_session(engine, speech=False, max_new_tokens=6)
+        reply = session.respond(Turn(text="Hello"), report=False)
+    finally:
+        hook.remove()
+    prefill, prefix, *steps = fed  # the prompt, the assistant prefix, one call per reply token
+    assert reply.prompt_tokens == prefill + prefix
+    assert reply.completion_tokens == len(steps) and set(steps) == {1}
+    assert 1 <= reply.completion_tokens <= 6
