@@ -43,7 +43,9 @@ class Engine:
         self.thinker = model.thinker if hasattr(model, "thinker") else model
         self.plan = None  # carellm.planning.selection.Plan when loaded with model="auto"
         self.media_limits = media_limits_for(None)  # caps every session's media use
-        self.lock = threading.RLock()  # one turn at a time on the shared model
+        # one turn at a time on the shared model; a turn's worker thread takes and
+        # releases it (carellm.session.TurnWorker), and nothing takes it twice
+        self.lock = threading.Lock()
         self.talker_eos = talker_eos
         # emotion-report question and candidate ids, encoded once (carellm.assessment)
         self.report_ids: dict[str, tuple[list[int], list[list[int]]]] = {}

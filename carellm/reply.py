@@ -27,6 +27,8 @@ class Reply:
     escalated: bool = False  # a crisis escalation with hotline resources was added
     notes: tuple[str, ...] = ()  # what this backend could not do (e.g. no speech)
     transcript: str | None = None  # what the user said in this turn's audio, when transcribed
+    prompt_tokens: int = 0  # tokens the thinker read for this turn (system, history, media, turn)
+    completion_tokens: int = 0  # reply tokens the thinker generated (0: not run here)
 
 
 @dataclass(frozen=True)

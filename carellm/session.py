@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from carellm.reply import (
     TextDelta,
 )
 from carellm.turn import PreparedTurn, Turn, prepare
+from carellm.worker import TurnWorker, stop_points
 
 logger = logging.getLogger(__name__)
 
@@ -43,15 +46,24 @@ def check_speech(speech: bool, engine) -> bool:
 
 
 class Stopwatch:
-    """Accumulates seconds per stage name."""
+    """Accumulates seconds per stage name, and the turn's token counts."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}
+        self.tokens: dict[str, int] = {}  # "prompt" (read by the thinker), "completion"
 
     def add(self, stage: str, since: float) -> float:
         now = time.perf_counter()
         self.seconds[stage] = self.seconds.get(stage, 0.0) + now - since
         return now
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A turn's last item from its worker: the reply and what the history keeps of it."""
+
+    reply: Reply
+    media_tokens: int  # placeholder tokens of the turn's media (context-budget trimming)
 
 
 class Session(Conversation):
@@ -92,20 +104,37 @@ class Session(Conversation):
 
     # -- the turn -----------------------------------------------------------------------
     def stream(self, turn: Turn, report: bool = True) -> Iterator[object]:
-        """Yield Assessment, TextDelta and AudioChunk events, then Final(reply)."""
+        """Yield Assessment, TextDelta and AudioChunk events, then Final(reply).
+
+        The model work runs in a worker thread that holds the engine lock (see
+        `carellm.worker`), so any thread may resume, close or drop this generator.
+        Closing or dropping it cancels the turn: the model is freed at its next step (a
+        reply token, a speech code) and the history is left unchanged.
+        """
         clock = Stopwatch()
-        start = t = time.perf_counter()
+        t = time.perf_counter()
         # InputError before anything else happens; a server may pass an already prepared turn
         prepared = (
             turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
         )
         clock.add("media", t)
-        with self.engine.lock:
-            clock.add("queue", start + clock.seconds["media"])
-            yield from self._run(prepared, report, clock, time.perf_counter(), start)
+        worker = TurnWorker(
+            self.engine.lock, partial(self._run, prepared, report, clock, t),
+            on_queued=partial(clock.add, "queue"), points=stop_points(self.engine),
+        )  # fmt: skip
+        try:
+            while (item := worker.next()) is not None:
+                if isinstance(item, _Finished):
+                    self._remember(prepared, item.reply, item.media_tokens)
+                    item = Final(item.reply)
+                yield item
+        finally:
+            worker.cancel.set()  # a no-op once the turn is over
 
-    def _run(self, prepared, report, clock, t, start):
+    def _run(self, prepared, report, clock, start):
+        """The model work of one turn (runs in the `TurnWorker` thread, lock held)."""
         opts, engine = self.options, self.engine
+        t = time.perf_counter()
         history = self._history_view(prepared)
         inputs = build_inputs(engine, system_prompt(opts.persona, opts.language), history, prepared)
         t = clock.add("media", t)
@@ -131,9 +160,9 @@ class Session(Conversation):
             audio=np.concatenate(audio) if audio else (np.zeros(0, np.float32) if opts.speech else None),
             sample_rate=OUTPUT_RATE, emotion=emotion, safety=safety,
             timings=dict(clock.seconds), model_text=reply_text.strip(), escalated=bool(escalation),
+            prompt_tokens=clock.tokens["prompt"], completion_tokens=clock.tokens["completion"],
         )  # fmt: skip
-        self._remember(prepared, reply, inputs.media_tokens)
-        yield Final(reply)
+        yield _Finished(reply, inputs.media_tokens)
 
     def _reply_events(self, pre, note: str, clock: Stopwatch, escalation: str = ""):
         """Decode the reply on the prefill's cache; speak each finished sentence; then
@@ -179,6 +208,7 @@ class Session(Conversation):
                 spoken_upto, spoken_chars = len(tokens), len(text)
             t = time.perf_counter()
         clock.add("decode", t)
+        clock.tokens.update(prompt=pre.length + len(suffix_ids), completion=len(tokens))
         if opts.speech and len(tokens) > spoken_upto and text[spoken_chars:].strip():
             yield from self._speak(
                 pre, suffix_ids, prompt_hidden, tokens, hidden, spoken_upto, clock

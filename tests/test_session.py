@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -359,3 +362,176 @@ def test_crisis_escalation_is_spoken_too(engine):
     assert "988" in escalation and final.text.endswith(escalation.strip())
     spoken = sum(e.audio.size for e in events[at + 1 :] if isinstance(e, AudioChunk))
     assert final.audio.size >= spoken > 0
+
+
+# -- turns abandoned or cancelled from other threads (issue 14) ------------------------
+
+LONG = 2000  # reply tokens: far more than a cancelled turn gets to decode
+
+
+def thinker_calls(engine) -> tuple[list, object]:
+    """A forward hook counting every thinker step (prefill, report, decode)."""
+    calls: list[int] = []
+    return calls, engine.thinker.model.register_forward_hook(lambda *a: calls.append(1))
+
+
+def seconds_until_free(engine, limit: float = 10.0) -> float:
+    """How long until this thread can take the engine lock (fails after ``limit``)."""
+    start = time.perf_counter()
+    assert engine.lock.acquire(timeout=limit), f"the engine is still locked after {limit} s"
+    engine.lock.release()
+    return time.perf_counter() - start
+
+
+def in_thread(fn, limit: float = 60.0):
+    """Run ``fn`` in another thread; fail (instead of hanging the suite) after ``limit``."""
+    result: list = []
+    worker = threading.Thread(target=lambda: result.append(fn()), daemon=True)
+    worker.start()
+    worker.join(limit)
+    assert not worker.is_alive(), f"still blocked after {limit} s (deadlock?)"
+    return result[0]
+
+
+@pytest.mark.timeout(120)
+def test_stream_closed_from_another_thread_frees_the_model(engine):
+    session = new_session(engine, speech=False, max_new_tokens=LONG)
+    events = session.stream(Turn(text="I can't stop worrying about everything."))
+    assert isinstance(next(events), Assessment)
+    calls, hook = thinker_calls(engine)
+    try:
+        in_thread(events.close, limit=10)  # as Gradio does when a tab closes mid-reply
+        freed = seconds_until_free(engine)
+    finally:
+        hook.remove()
+    assert freed < 1.0
+    assert len(calls) < LONG // 4  # the turn stopped; it did not decode to the end
+    assert session.history == []  # a cancelled turn leaves no half exchange
+    other = new_session(engine, speech=False)
+    reply = in_thread(lambda: other.respond(Turn(text="Hello, are you there?")))
+    assert reply.text and len(other.history) == 1
+    again = in_thread(lambda: session.respond(Turn(text="Sorry, I left.")))
+    assert again.text and len(session.history) == 1
+
+
+@pytest.mark.timeout(120)
+def test_abandoned_stream_is_cancelled_when_collected(engine):
+    session = new_session(engine, speech=False, max_new_tokens=LONG)
+    events = session.stream(Turn(text="Tell me a long story."))
+    next(events)
+    next(events)
+    del events  # a dropped generator is closed by the garbage collector
+    gc.collect()
+    assert seconds_until_free(engine) < 1.0
+    assert session.history == []
+    reply = in_thread(lambda: session.respond(Turn(text="Are you still there?")))
+    assert reply.text and len(session.history) == 1
+
+
+@pytest.mark.timeout(120)
+def test_stream_resumed_from_other_threads_completes(engine):
+    """Each event read on a new thread (Gradio's worker pool): the turn still completes."""
+    session = new_session(engine, speech=False)
+    events = session.stream(Turn(text="I had a rough week at work."))
+    seen = []
+    while not seen or not isinstance(seen[-1], Final):
+        seen.append(in_thread(lambda: next(events), limit=30))
+    assert isinstance(seen[0], Assessment) and len(session.history) == 1
+    streamed = "".join(e.text for e in seen if isinstance(e, TextDelta))
+    assert streamed.strip() == seen[-1].reply.text
+    assert seconds_until_free(engine, limit=5) < 1.0
+
+
+def test_bad_input_raises_from_stream_before_any_model_work(engine):
+    session = new_session(engine, speech=False)
+    calls, hook = thinker_calls(engine)
+    try:
+        with pytest.raises(InputError) as err:
+            next(session.stream(Turn(text="   ")))
+    finally:
+        hook.remove()
+    assert err.value.field == "turn" and calls == []
+    assert not engine.lock.locked() and session.history == []
+
+
+def test_a_model_error_reaches_the_reader_unchanged_and_frees_the_model(engine):
+    class Boom(RuntimeError):
+        pass
+
+    def fail(*args):
+        raise Boom("the accelerator fell over")
+
+    session = new_session(engine, speech=False, max_new_tokens=LONG)
+    events = session.stream(Turn(text="Hello"))
+    assert isinstance(next(events), Assessment)
+    hook = engine.thinker.lm_head.register_forward_hook(fail)  # the next decode step fails
+    try:
+        with pytest.raises(Boom, match="fell over"):
+            for _ in events:
+                pass
+    finally:
+        hook.remove()
+    assert seconds_until_free(engine, limit=5) < 1.0 and session.history == []
+    assert session.respond(Turn(text="Hello again")).text
+
+
+def test_time_waiting_for_the_engine_is_reported_as_queue(engine):
+    session = new_session(engine, speech=False, max_new_tokens=4)
+    with engine.lock:  # another turn holds the model
+        events = session.stream(Turn(text="Hello"))
+        first = threading.Thread(target=lambda: next(events), daemon=True)
+        first.start()
+        time.sleep(0.5)
+        assert first.is_alive()  # queued behind the lock
+    first.join(30)
+    reply = [e for e in events if isinstance(e, Final)][0].reply
+    assert reply.timings["queue"] >= 0.5
+    assert reply.timings["total"] >= reply.timings["queue"]
+
+
+@pytest.mark.timeout(120)
+def test_closing_mid_speech_stops_the_talker_at_its_next_step(engine):
+    session = new_session(engine)  # speech on: the reply is spoken after its last token
+    speaking, steps = threading.Event(), []
+    hook = engine.model.talker.register_forward_pre_hook(
+        lambda *a: (steps.append(1), speaking.set())
+    )
+    try:
+        events = session.stream(Turn(text="Tell me everything."))
+        assert isinstance(next(events), Assessment)
+        assert speaking.wait(60), "the talker never ran"
+        events.close()
+        at_close = len(steps)
+        freed = seconds_until_free(engine)
+        after = len(steps) - at_close
+    finally:
+        hook.remove()
+    assert freed < 1.0 and after <= 2  # not the rest of the sentence's speech codes
+    assert session.history == []
+
+
+def test_a_turn_still_waiting_for_the_engine_gives_up_when_cancelled():
+    from carellm.worker import TurnWorker
+
+    lock, ran = threading.Lock(), []
+    with lock:  # another turn holds the model
+        worker = TurnWorker(lock, lambda: iter([ran.append(1)]), on_queued=lambda since: None)
+        worker.cancel.set()  # e.g. Ctrl-C while queued
+        assert in_thread(worker.next, limit=5) is None
+    assert ran == [] and not lock.locked()
+
+
+def test_token_counts_are_what_the_thinker_read_and_wrote(engine):
+    fed: list[int] = []  # positions fed per thinker call
+    hook = engine.thinker.model.register_forward_hook(
+        lambda m, args, kwargs, out: fed.append(kwargs["input_ids"].shape[1]), with_kwargs=True
+    )
+    try:
+        session = new_session(engine, speech=False, max_new_tokens=6)
+        reply = session.respond(Turn(text="Hello"), report=False)
+    finally:
+        hook.remove()
+    prefill, prefix, *steps = fed  # the prompt, the assistant prefix, one call per reply token
+    assert reply.prompt_tokens == prefill + prefix
+    assert reply.completion_tokens == len(steps) and set(steps) == {1}
+    assert 1 <= reply.completion_tokens <= 6
