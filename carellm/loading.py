@@ -85,10 +85,11 @@ def check_folder(folder: Path, *, lite: bool = False) -> None:
     if not lite and not (folder / "spk_dict.pt").exists():
         missing.append("spk_dict.pt (voices)")
     if missing:
-        repo = "Qwen/Qwen2.5-1.5B-Instruct" if lite else f"{MODEL_7B} (or -3B)"
+        repo = "Qwen/Qwen2.5-1.5B-Instruct" if lite else MODEL_7B
+        other = "" if lite else f" (or {MODEL_3B})"
         raise ModelLoadError(
             f"model folder {folder} lacks {', '.join(missing)}; download the full checkpoint "
-            f"with `huggingface-cli download {repo} --local-dir {folder}` "
+            f"with `hf download {repo} --local-dir {folder}`{other} "
             "and pass --model to that folder"
         )
 
@@ -130,7 +131,7 @@ def _hub_error(name: str, error: Exception) -> ModelLoadError:
         else ("the Hugging Face Hub is unreachable or the id is wrong")
     )
     return ModelLoadError(
-        f"cannot load {name}: {why}; on a machine with network run `huggingface-cli download "
+        f"cannot load {name}: {why}; on a machine with network run `hf download "
         f"{name} --local-dir DIR`, then pass --model DIR (or set HF_HUB_OFFLINE=1 to use the "
         f"local cache) [{type(error).__name__}]"
     )

@@ -60,8 +60,9 @@ def test_incomplete_folder_names_the_missing_file(tiny_path, tmp_path, drop):
     with pytest.raises(ModelLoadError) as err:
         carellm.load(str(folder))
     message = str(err.value)
-    assert drop.split(".")[0] in message and "huggingface-cli download" in message
-    assert "\n" not in message
+    assert drop.split(".")[0] in message
+    assert f"`hf download Qwen/Qwen2.5-Omni-7B --local-dir {folder}`" in message
+    assert "huggingface-cli" not in message and "\n" not in message
 
 
 def test_a_file_is_not_a_model(tiny_path):
@@ -75,8 +76,19 @@ def test_hub_id_without_network_fails_fast_with_instructions(monkeypatch):
     monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelLoadError) as err:
         carellm.load("Qwen/Qwen2.5-Omni-3B", device="cpu")
-    assert "huggingface-cli download Qwen/Qwen2.5-Omni-3B" in str(err.value)
+    assert "`hf download Qwen/Qwen2.5-Omni-3B --local-dir DIR`" in str(err.value)
     assert "--model DIR" in str(err.value)
+
+
+def test_hub_id_offline_and_not_cached_names_the_download_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # empty
+    with pytest.raises(ModelLoadError) as err:
+        carellm.load("Qwen/Qwen2.5-Omni-7B", device="cpu")
+    message = str(err.value)
+    assert "HF_HUB_OFFLINE=1 is set" in message
+    assert "`hf download Qwen/Qwen2.5-Omni-7B --local-dir DIR`" in message
+    assert "huggingface-cli" not in message
 
 
 def test_bad_dtype(tiny_path):
