@@ -142,3 +142,31 @@ def test_chat_drops_an_attachment_that_breaks_its_turn(
     assert code == 0
     assert "[error] audio: file not found" in out and "[audio dropped;" in out
     assert [t["user"]["text"] for t in turns] == ["this one works"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_demo_prints_its_own_share_hint_not_gradios(tiny_path):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["demo", "--model", str(tiny_path), "--device", "cpu", "--port", str(port)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carellm", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = []
+    try:
+        for line in proc.stdout:  # until the server is up (the timeout guards a hang)
+            lines.append(line)
+            if line.startswith("public link:"):
+                break
+    finally:
+        proc.kill()
+        proc.wait()
+    out = "".join(lines)
+    assert f"demo running on http://127.0.0.1:{port}/" in out
+    assert "public link: pass --share" in out
+    assert "share=True" not in out and "launch()" not in out
