@@ -35,13 +35,67 @@ def test_tiny_model_is_deterministic_for_a_seed(tiny_path, tmp_path):
     assert (tiny_path / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
 
 
-def test_model_tiny_builds_once_into_the_cache(monkeypatch, tmp_path):
+def test_model_tiny_builds_once_into_a_versioned_cache(monkeypatch, tmp_path):
+    from carellm.tiny import TINY_VERSION
+
     monkeypatch.setenv("CARELLM_CACHE", str(tmp_path))
+    stale = tmp_path / f"tiny-v{TINY_VERSION - 1}-seed0"  # an older builder's output
+    stale.mkdir()
     first = resolve("tiny")
-    stamp = (tmp_path / "tiny-seed0" / "model.safetensors").stat().st_mtime_ns
+    folder = tmp_path / f"tiny-v{TINY_VERSION}-seed0"
+    assert first.name == str(folder) and first.tiny
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
     second = resolve("tiny")
-    assert first == second and first.tiny
-    assert (tmp_path / "tiny-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert first == second
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not any(stale.iterdir())
+
+
+def _vocab_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "within the vocabulary" in r.getMessage()]
+
+
+@pytest.fixture
+def transformers_warnings(caplog):
+    """caplog that sees transformers' warnings (its logger does not propagate), each
+    logged afresh (transformers logs a given warning once per process)."""
+    import logging
+
+    hf_logger = logging.getLogger("transformers")
+    hf_logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="transformers")
+    logging.Logger.warning_once.cache_clear()
+    yield caplog
+    hf_logger.removeHandler(caplog.handler)
+
+
+@pytest.mark.timeout(120)
+def test_loading_the_tiny_model_logs_no_vocabulary_warning(tiny_path, transformers_warnings):
+    from transformers import Qwen2_5OmniConfig
+
+    config = Qwen2_5OmniConfig.from_pretrained(tiny_path)
+    for part in (config.talker_config, config.thinker_config.text_config):
+        ids = {k: v for k, v in part.to_dict().items() if k.endswith("_token_id") and v}
+        assert ids and all(0 <= v < part.vocab_size for v in ids.values()), ids
+    transformers_warnings.clear()
+    carellm.load(str(tiny_path), device="cpu")
+    assert _vocab_warnings(transformers_warnings) == []
+
+
+def test_a_broken_token_id_still_warns(tiny_path, tmp_path, transformers_warnings):
+    import json
+
+    from transformers import Qwen2_5OmniConfig
+
+    from carellm.loading import quiet_default_talker_config
+
+    config = json.loads((tiny_path / "config.json").read_text())
+    config["talker_config"]["tts_text_pad_token_id"] = 5000  # outside both vocabularies
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with quiet_default_talker_config():
+        Qwen2_5OmniConfig.from_pretrained(tmp_path)
+    warnings = _vocab_warnings(transformers_warnings)
+    assert len(warnings) == 1 and "tts_text_pad_token_id" in warnings[0] and "5000" in warnings[0]
 
 
 @pytest.mark.parametrize("name", ["/no/such/folder", "./missing-model", "not a model"])
