@@ -1,7 +1,8 @@
 """`carellm chat`: a terminal counseling REPL.
 
 Plain lines are text turns. ``/audio FILE``, ``/image FILE`` and ``/video FILE``
-attach media to the next turn; ``/reset``, ``/export DIR``, ``/help`` and ``/quit``
+attach media to the next turn (decoded on the spot: a file that cannot be used is refused
+with one line and the conversation goes on); ``/reset``, ``/export DIR``, ``/help`` and ``/quit``
 do what they say. Spoken replies are saved as WAVs in ``--save-audio DIR`` (only when
 asked: nothing is written otherwise) or played with an audio player if one exists.
 """
@@ -149,6 +150,7 @@ def _turn(session, text: str, pending: dict, args, index: int, player) -> bool:
 
 
 def run(args) -> int:
+    from carellm.media import MediaLimits
 
     engine = load_engine(args)
     session = engine.session(
@@ -165,8 +167,6 @@ def run(args) -> int:
     player = _player() if args.play else None
     if args.play and not player:
         print("[no audio player found (aplay/paplay/afplay/play); use --save-audio DIR]")
-    from carellm.media import MediaLimits
-
     limits = getattr(engine, "media_limits", None) or MediaLimits()  # remote: the defaults
     pending: dict = {}
     index = 0
