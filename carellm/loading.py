@@ -7,6 +7,7 @@ line that says what is missing and how to fix it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -44,20 +45,58 @@ class Resolved:
     tier: str = "omni"  # "omni" (Qwen2.5-Omni) or "lite" (a text-only Qwen2 chat model)
 
 
-def tiny_dir() -> Path:
-    """Cache folder of the tiny model (``$CARELLM_CACHE`` or ``~/.cache/carellm``)."""
+def tiny_dir(lite: bool = False) -> Path:
+    """Cache folder of the tiny model (under ``$CARELLM_CACHE`` or ``~/.cache/carellm``),
+    named ``tiny[-lite]-v<builder version>-seed<seed>`` so a stale build is never reused."""
+    from carellm.tiny import TINY_SEED, TINY_VERSION
+
     base = os.environ.get("CARELLM_CACHE") or Path.home() / ".cache" / "carellm"
-    return Path(base) / "tiny-seed0"
+    kind = "tiny-lite" if lite else "tiny"
+    return Path(base) / f"{kind}-v{TINY_VERSION}-seed{TINY_SEED}"
 
 
 def _ensure_tiny(lite: bool = False) -> Path:
     from carellm.tiny import TINY_MARKER, build_tiny_model, build_tiny_text_model
 
-    folder = tiny_dir().with_name("tiny-lite-seed0") if lite else tiny_dir()
+    folder = tiny_dir(lite)
     if not (folder / TINY_MARKER).exists() or not (folder / "model.safetensors").exists():
         logger.info("building the tiny random model in %s", folder)
-        (build_tiny_text_model if lite else build_tiny_model)(folder)
+        with quiet_default_talker_config():
+            (build_tiny_text_model if lite else build_tiny_model)(folder)
     return folder
+
+
+# transformers 5.23 checks every "*_token_id" of a config against that config's own
+# vocabulary. Qwen2.5-Omni's talker config holds thinker-vocabulary ids (its text
+# pad/bos/eod, media bounds) beside a codec vocabulary of 8448, so its *default* config,
+# which transformers instantiates each time it logs a loaded config (even unlogged),
+# warns seven times on every load of any Qwen2.5-Omni. Those messages are dropped; any
+# other id outside a vocabulary (a broken config of ours or yours) still warns.
+_VOCAB_WARNING = re.compile(
+    r"Model config: (?P<name>\w+) must be `None` or an integer within the vocabulary "
+    r"\(between 0 and (?P<last>\d+)\), got (?P<got>-?\d+)"
+)
+
+
+@contextlib.contextmanager
+def quiet_default_talker_config():
+    """Drop transformers' warnings about the default Qwen2.5-Omni talker config's ids."""
+    from transformers import Qwen2_5OmniTalkerConfig as Default
+
+    def keep(record: logging.LogRecord) -> bool:
+        m = _VOCAB_WARNING.match(record.getMessage())
+        return not (
+            m is not None
+            and int(m["last"]) + 1 == Default.vocab_size
+            and int(m["got"]) == getattr(Default, m["name"], None)
+        )
+
+    config_logger = logging.getLogger("transformers.configuration_utils")
+    config_logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        config_logger.removeFilter(keep)
 
 
 def _folder_tier(folder: Path) -> str:
@@ -85,10 +124,11 @@ def check_folder(folder: Path, *, lite: bool = False) -> None:
     if not lite and not (folder / "spk_dict.pt").exists():
         missing.append("spk_dict.pt (voices)")
     if missing:
-        repo = "Qwen/Qwen2.5-1.5B-Instruct" if lite else f"{MODEL_7B} (or -3B)"
+        repo = "Qwen/Qwen2.5-1.5B-Instruct" if lite else MODEL_7B
+        other = "" if lite else f" (or {MODEL_3B})"
         raise ModelLoadError(
             f"model folder {folder} lacks {', '.join(missing)}; download the full checkpoint "
-            f"with `huggingface-cli download {repo} --local-dir {folder}` "
+            f"with `hf download {repo} --local-dir {folder}`{other} "
             "and pass --model to that folder"
         )
 
@@ -130,7 +170,7 @@ def _hub_error(name: str, error: Exception) -> ModelLoadError:
         else ("the Hugging Face Hub is unreachable or the id is wrong")
     )
     return ModelLoadError(
-        f"cannot load {name}: {why}; on a machine with network run `huggingface-cli download "
+        f"cannot load {name}: {why}; on a machine with network run `hf download "
         f"{name} --local-dir DIR`, then pass --model DIR (or set HF_HUB_OFFLINE=1 to use the "
         f"local cache) [{type(error).__name__}]"
     )
@@ -190,10 +230,11 @@ def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, att
     """(model, processor) through the real transformers Qwen2.5-Omni classes."""
     from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
 
-    return _from_pretrained(
-        resolved, Qwen2_5OmniProcessor, Qwen2_5OmniForConditionalGeneration,
-        device=device, dtype=dtype, attn=attn, enable_audio_output=speech,
-    )  # fmt: skip
+    with quiet_default_talker_config():
+        return _from_pretrained(
+            resolved, Qwen2_5OmniProcessor, Qwen2_5OmniForConditionalGeneration,
+            device=device, dtype=dtype, attn=attn, enable_audio_output=speech,
+        )  # fmt: skip
 
 
 def load_lite(resolved: Resolved, *, device: str, dtype, attn: str | None):

@@ -183,6 +183,16 @@ def test_cli_convert_then_stats(tmp_path, capsys):
     assert "labels: ed32" in printed
 
 
+def test_cli_convert_prints_the_skip_summary_once(tmp_path, capsys, caplog):
+    rc = main(["data", "convert", str(ASSETS / "ed"), "--format", "empathetic_dialogues",
+               "--out", str(tmp_path / "ed.jsonl")])  # fmt: skip
+    captured = capsys.readouterr()
+    everything = captured.out + captured.err + caplog.text
+    assert rc == 0
+    assert everything.count("skipped 2 record(s)") == 1
+    assert everything.count("train.csv:8: expected 8 fields, found 3") == 1
+
+
 def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     rc = main(["data", "convert", str(tmp_path / "nope"), "--format", "meld",
                "--out", str(tmp_path / "o.jsonl")])  # fmt: skip

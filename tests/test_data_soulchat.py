@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from carellm.data import load, parse_transcript, read_soulchat
+from carellm.cli import main
+from carellm.data import load, parse_transcript, read_records, read_soulchat
 from carellm.errors import DataFormatError
 
 SOULCHAT = Path(__file__).parent / "assets" / "data" / "soulchat"
@@ -99,5 +101,70 @@ def test_one_sided_dialogue_and_truncated_array_are_reported(tmp_path):
 
 
 def test_folder_without_json_is_rejected():
-    with pytest.raises(DataFormatError, match="found no .json or .jsonl file"):
+    with pytest.raises(DataFormatError, match="found no .json, .jsonl or .txt file"):
         read_soulchat(SOULCHAT.parent / "ed")
+
+
+TRANSCRIPTS = SOULCHAT.parent / "transcripts"
+GOLDEN = SOULCHAT.parent / "transcripts_golden.jsonl"
+
+
+def _convert(source, out, capsys) -> tuple[int, str]:
+    code = main(["data", "convert", str(source), "--format", "soulchat", "--out", str(out)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_txt_transcripts_convert_to_the_golden_records(tmp_path, capsys):
+    # full-width colons (UTF-8), and the same session saved with a BOM, CRLF, ASCII colons
+    code, printed = _convert(TRANSCRIPTS, tmp_path / "out.jsonl", capsys)
+    assert code == 0 and "wrote 2 records" in printed and "skipped 0 records" in printed
+    written = (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    assert written == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_one_txt_file_converts_like_the_same_transcript_inside_json(tmp_path, capsys):
+    source = TRANSCRIPTS / "session_fullwidth.txt"
+    code, printed = _convert(source, tmp_path / "one.jsonl", capsys)
+    assert code == 0 and "wrote 1 records" in printed
+    (record,) = read_records(tmp_path / "one.jsonl")
+    golden = [json.loads(line) for line in GOLDEN.read_text(encoding="utf-8").splitlines()]
+    assert record.to_dict() == golden[1]
+    embedded = tmp_path / "embedded.json"
+    embedded.write_text(
+        json.dumps([{"text": source.read_text(encoding="utf-8")}], ensure_ascii=False),
+        encoding="utf-8",
+    )
+    (from_json,) = read_soulchat(embedded)
+    assert from_json.messages == record.messages and from_json.meta["shape"] == "transcript"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the transcript is empty; write one turn per line starting with 用户"),
+        (b" \n\n\t\n", "the transcript is empty"),
+        ("我最近很难过。\n谢谢你听我说。\n".encode(), "no 用户：/心理咨询师："),
+        ("前言\n用户：你好\n心理咨询师：你好\n".encode(), "text before the first speaker tag"),
+        ("用户：你好\n用户：在吗\n".encode(), "needs at least one user and one assistant turn"),
+        ("用户：你好\n心理咨询师：你好\n".encode("gbk"), "is not UTF-8 text; re-save it as UTF-8"),
+    ],
+)
+def test_bad_txt_transcript_is_one_clear_error(tmp_path, capsys, content, message):
+    source = tmp_path / "bad.txt"
+    source.write_bytes(content)
+    with pytest.raises(DataFormatError, match=message) as error:
+        read_soulchat(source)
+    assert str(error.value).startswith(f"{source}: ") and "\n" not in str(error.value)
+    code, printed = _convert(source, tmp_path / "out.jsonl", capsys)
+    assert code == 2 and printed == f"error: {error.value}\n"
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_bad_txt_inside_a_folder_is_skipped_with_its_reason(tmp_path):
+    (tmp_path / "good.txt").write_text("用户：你好\n心理咨询师：你好呀\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("整理于 2024 年\n", encoding="utf-8")
+    stream = read_soulchat(tmp_path)
+    assert [r.id for r in stream] == ["good"]
+    (skip,) = stream.skipped.entries
+    assert (Path(skip.file).name, skip.line) == ("notes.txt", 1) and "no 用户" in skip.reason

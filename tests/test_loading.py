@@ -35,13 +35,67 @@ def test_tiny_model_is_deterministic_for_a_seed(tiny_path, tmp_path):
     assert (tiny_path / "tokenizer.json").read_text() == (again / "tokenizer.json").read_text()
 
 
-def test_model_tiny_builds_once_into_the_cache(monkeypatch, tmp_path):
+def test_model_tiny_builds_once_into_a_versioned_cache(monkeypatch, tmp_path):
+    from carellm.tiny import TINY_VERSION
+
     monkeypatch.setenv("CARELLM_CACHE", str(tmp_path))
+    stale = tmp_path / f"tiny-v{TINY_VERSION - 1}-seed0"  # an older builder's output
+    stale.mkdir()
     first = resolve("tiny")
-    stamp = (tmp_path / "tiny-seed0" / "model.safetensors").stat().st_mtime_ns
+    folder = tmp_path / f"tiny-v{TINY_VERSION}-seed0"
+    assert first.name == str(folder) and first.tiny
+    stamp = (folder / "model.safetensors").stat().st_mtime_ns
     second = resolve("tiny")
-    assert first == second and first.tiny
-    assert (tmp_path / "tiny-seed0" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert first == second
+    assert (folder / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not any(stale.iterdir())
+
+
+def _vocab_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "within the vocabulary" in r.getMessage()]
+
+
+@pytest.fixture
+def transformers_warnings(caplog):
+    """caplog that sees transformers' warnings (its logger does not propagate), each
+    logged afresh (transformers logs a given warning once per process)."""
+    import logging
+
+    hf_logger = logging.getLogger("transformers")
+    hf_logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="transformers")
+    logging.Logger.warning_once.cache_clear()
+    yield caplog
+    hf_logger.removeHandler(caplog.handler)
+
+
+@pytest.mark.timeout(120)
+def test_loading_the_tiny_model_logs_no_vocabulary_warning(tiny_path, transformers_warnings):
+    from transformers import Qwen2_5OmniConfig
+
+    config = Qwen2_5OmniConfig.from_pretrained(tiny_path)
+    for part in (config.talker_config, config.thinker_config.text_config):
+        ids = {k: v for k, v in part.to_dict().items() if k.endswith("_token_id") and v}
+        assert ids and all(0 <= v < part.vocab_size for v in ids.values()), ids
+    transformers_warnings.clear()
+    carellm.load(str(tiny_path), device="cpu")
+    assert _vocab_warnings(transformers_warnings) == []
+
+
+def test_a_broken_token_id_still_warns(tiny_path, tmp_path, transformers_warnings):
+    import json
+
+    from transformers import Qwen2_5OmniConfig
+
+    from carellm.loading import quiet_default_talker_config
+
+    config = json.loads((tiny_path / "config.json").read_text())
+    config["talker_config"]["tts_text_pad_token_id"] = 5000  # outside both vocabularies
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with quiet_default_talker_config():
+        Qwen2_5OmniConfig.from_pretrained(tmp_path)
+    warnings = _vocab_warnings(transformers_warnings)
+    assert len(warnings) == 1 and "tts_text_pad_token_id" in warnings[0] and "5000" in warnings[0]
 
 
 @pytest.mark.parametrize("name", ["/no/such/folder", "./missing-model", "not a model"])
@@ -60,8 +114,9 @@ def test_incomplete_folder_names_the_missing_file(tiny_path, tmp_path, drop):
     with pytest.raises(ModelLoadError) as err:
         carellm.load(str(folder))
     message = str(err.value)
-    assert drop.split(".")[0] in message and "huggingface-cli download" in message
-    assert "\n" not in message
+    assert drop.split(".")[0] in message
+    assert f"`hf download Qwen/Qwen2.5-Omni-7B --local-dir {folder}`" in message
+    assert "huggingface-cli" not in message and "\n" not in message
 
 
 def test_a_file_is_not_a_model(tiny_path):
@@ -75,8 +130,19 @@ def test_hub_id_without_network_fails_fast_with_instructions(monkeypatch):
     monkeypatch.setattr(loading, "hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(ModelLoadError) as err:
         carellm.load("Qwen/Qwen2.5-Omni-3B", device="cpu")
-    assert "huggingface-cli download Qwen/Qwen2.5-Omni-3B" in str(err.value)
+    assert "`hf download Qwen/Qwen2.5-Omni-3B --local-dir DIR`" in str(err.value)
     assert "--model DIR" in str(err.value)
+
+
+def test_hub_id_offline_and_not_cached_names_the_download_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))  # empty
+    with pytest.raises(ModelLoadError) as err:
+        carellm.load("Qwen/Qwen2.5-Omni-7B", device="cpu")
+    message = str(err.value)
+    assert "HF_HUB_OFFLINE=1 is set" in message
+    assert "`hf download Qwen/Qwen2.5-Omni-7B --local-dir DIR`" in message
+    assert "huggingface-cli" not in message
 
 
 def test_bad_dtype(tiny_path):

@@ -1,5 +1,6 @@
 """carellm.planning.selection and carellm.planning.memory_model: plans for simulated machines, published figures."""
 
+import dataclasses
 import json
 
 import pytest
@@ -169,3 +170,103 @@ def test_cli_plan_bad_input(capsys):
 def test_cli_plan_table(capsys):
     assert main(["plan", "--ram", "32", "--no-speech"]) == 0
     assert "Qwen/Qwen2.5-Omni-3B" in capsys.readouterr().out
+
+
+def test_cpu_plan_says_speech_is_off_because_a_cpu_is_too_slow():
+    plan = select(Needs(speech=True), Hardware.simulated(gpus_gb=[], ram_gb=32))
+    assert plan.device == "cpu" and not plan.speech
+    speech = [w for w in plan.warnings if w.startswith("speech is off")]
+    assert len(speech) == 1 and "CPU is too slow for speech" in speech[0]
+    assert "did not fit" not in speech[0]
+
+
+def _fits_as_suggested(line: str, needs: Needs, gpus_gb: list[float]) -> bool:
+    """Apply one suggestion's flags to `needs` (installing what it says) and plan again."""
+    words = line.split()
+    changes = {}
+    if "--model" in words:
+        changes["model"] = words[words.index("--model") + 1]
+    if "--no-speech" in words:
+        changes["speech"] = False
+    if "--video-seconds" in words:
+        changes["video_seconds"] = float(words[words.index("--video-seconds") + 1])
+    packages = (words[words.index("install") + 1].rstrip(","),) if "install" in words else ()
+    plan = select(
+        dataclasses.replace(needs, **changes),
+        Hardware.simulated(gpus_gb=gpus_gb, packages=packages),
+    )
+    return plan.fits
+
+
+@pytest.mark.parametrize(
+    ("gpus_gb", "needs", "expected"),
+    [
+        (
+            [16],
+            Needs(model="Qwen/Qwen2.5-Omni-7B"),
+            ("--model Qwen/Qwen2.5-Omni-3B", "--model Qwen/Qwen2.5-Omni-7B-GPTQ-Int4"),
+        ),
+        (
+            [48],
+            Needs(model="Qwen/Qwen2.5-Omni-7B", video_seconds=60),
+            ("--no-speech", "--video-seconds 30"),
+        ),
+        ([24], Needs(model="Qwen/Qwen2.5-Omni-7B", video_seconds=60), ("drop --model",)),
+    ],
+)
+def test_nothing_fits_suggests_alternatives_that_do_fit(gpus_gb, needs, expected):
+    plan = select(needs, Hardware.simulated(gpus_gb=gpus_gb))
+    assert not plan.fits and "nothing fits" in plan.reasons
+    for flags in expected:
+        assert any(flags in line for line in plan.suggestions), (flags, plan.suggestions)
+    *alternatives, more = plan.suggestions
+    assert more.startswith("more memory: needs") and plan.model == needs.model
+    for line in alternatives:
+        if "drop --model" in line:
+            assert _fits_as_suggested("", dataclasses.replace(needs, model=None), gpus_gb)
+        else:
+            assert _fits_as_suggested(line, needs, gpus_gb), line
+
+
+def test_plan_caps_video_frames_at_the_media_limit(capsys):
+    from carellm.engine import media_limits_for
+    from carellm.media import VIDEO_MAX_FRAMES
+
+    plan = select(Needs(video_seconds=120), Hardware.simulated(gpus_gb=[80]))
+    assert plan.fits and plan.video_max_frames == VIDEO_MAX_FRAMES
+    assert media_limits_for(plan).video_max_frames == VIDEO_MAX_FRAMES
+    # 120 s at 2 frames/s would be 240 frames: the estimate counts the 128 that are read
+    at_cap = select(Needs(video_seconds=VIDEO_MAX_FRAMES / 2), Hardware.simulated(gpus_gb=[80]))
+    assert plan.breakdown["encoders"] == at_cap.breakdown["encoders"]
+    assert main(["plan", "--gpu-mem", "80", "--video-seconds", "120"]) == 0
+    assert f"2 fps, {VIDEO_MAX_FRAMES} frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--gpu-mem", "abc"],
+            "--gpu-mem: 'abc' is not a number of GiB; e.g. --gpu-mem 24 or 24,24",
+        ),
+        (["--gpu-mem", "24,x"], "--gpu-mem: 'x' is not a number of GiB"),
+        (["--gpu-mem", "-8"], "--gpu-mem: '-8' is not a number of GiB"),
+        (["--ram", "lots"], "--ram: 'lots' is not a number of GiB; e.g. --ram 32"),
+    ],
+)
+def test_cli_plan_bad_sizes_are_one_clear_line(capsys, args, message):
+    assert main(["plan", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
+
+
+def test_cli_plan_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    assert "1 = nothing fits" in " ".join(capsys.readouterr().out.split())
+
+
+def test_cli_plan_nothing_fits_exits_1_and_lists_what_to_try(capsys):
+    assert main(["plan", "--model", "Qwen/Qwen2.5-Omni-7B", "--gpu-mem", "16"]) == 1
+    out = capsys.readouterr().out
+    assert "nothing fits" in out and "│ try " in out and "Qwen2.5-Omni-3B" in out

@@ -38,7 +38,9 @@ def _setup_logging(verbose: bool) -> None:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not verbose:
-        # transformers warns about the tiny model's config on every load: noise for users
+        # Gradio's startup probes log every request at INFO; transformers' warnings are
+        # about its own defaults (see carellm.loading), not something a user can act on.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("transformers").setLevel(logging.ERROR)
         try:
             from transformers.utils import logging as hf_logging

@@ -1,7 +1,8 @@
 """`carellm chat`: a terminal counseling REPL.
 
 Plain lines are text turns. ``/audio FILE``, ``/image FILE`` and ``/video FILE``
-attach media to the next turn; ``/reset``, ``/export DIR``, ``/help`` and ``/quit``
+attach media to the next turn (decoded on the spot: a file that cannot be used is refused
+with one line and the conversation goes on); ``/reset``, ``/export DIR``, ``/help`` and ``/quit``
 do what they say. Spoken replies are saved as WAVs in ``--save-audio DIR`` (only when
 asked: nothing is written otherwise) or played with an audio player if one exists.
 """
@@ -48,7 +49,31 @@ def _player() -> tuple[str, ...] | None:
     return None
 
 
-def _handle_command(line: str, pending: dict, session) -> bool:
+def _attachment_error(kind: str, path: str, limits) -> str | None:
+    """Decode ``path`` with carellm.media's loader for ``kind`` ("audio", "image",
+    "video") under the session's limits; the one-line reason it cannot be used, or None."""
+    from carellm import media
+
+    loader = {"audio": media.load_audio, "image": media.load_image, "video": media.load_video}
+    try:
+        loader[kind](path, limits=limits)
+    except CareLLMError as e:
+        return str(e)
+    return None
+
+
+def _attach(kind: str, path: str, pending: dict, limits) -> None:
+    """Attach a file to the next message, or drop it with a one-line error."""
+    error = _attachment_error(kind, path, limits)
+    if error is not None:
+        kept = f"; {kind} {pending[kind]} stays attached" if kind in pending else ""
+        print(f"[error] {error}\n[{kind} not attached{kept}; your conversation is unchanged]")
+        return
+    pending[kind] = path
+    print(f"[{kind} {path} will go with your next message; press Enter to send it alone]")
+
+
+def _handle_command(line: str, pending: dict, session, limits) -> bool:
     """Apply a /command; returns False to quit."""
     cmd, _, arg = line.partition(" ")
     arg = arg.strip()
@@ -58,8 +83,7 @@ def _handle_command(line: str, pending: dict, session) -> bool:
         if not arg:
             print(f"usage: {cmd} FILE")
         else:
-            pending[cmd[1:]] = arg
-            print(f"[{cmd[1:]} {arg} will go with your next message; press Enter to send it alone]")
+            _attach(cmd[1:], arg, pending, limits)
     elif cmd == "/reset":
         session.reset()
         pending.clear()
@@ -116,12 +140,17 @@ def _turn(session, text: str, pending: dict, args, index: int, player) -> bool:
                 _show_reply(event.reply, index, args, player)
     except CareLLMError as e:
         print(f"\n[error] {e}\n[nothing was added to the conversation; try again]")
+        # An attachment that broke the turn (e.g. deleted since /audio) must not break
+        # every later one: drop it; other attachments stay for the retry.
+        if pending.pop(getattr(e, "field", None), None) is not None:
+            print(f"[{e.field} dropped; attach it again if you still want to send it]")
         return False
     pending.clear()
     return True
 
 
 def run(args) -> int:
+    from carellm.media import MediaLimits
 
     engine = load_engine(args)
     session = engine.session(
@@ -138,6 +167,7 @@ def run(args) -> int:
     player = _player() if args.play else None
     if args.play and not player:
         print("[no audio player found (aplay/paplay/afplay/play); use --save-audio DIR]")
+    limits = getattr(engine, "media_limits", None) or MediaLimits()  # remote: the defaults
     pending: dict = {}
     index = 0
     while True:
@@ -148,7 +178,7 @@ def run(args) -> int:
             return 0
         line = line.strip()
         if line.startswith("/"):
-            if not _handle_command(line, pending, session):
+            if not _handle_command(line, pending, session, limits):
                 return 0
             continue
         if not line and not pending:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,11 +24,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summary.set_defaults(func=run_stats)
 
 
+def _not_a_warning(record: logging.LogRecord) -> bool:
+    return record.levelno != logging.WARNING
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from carellm.data import load, write_records
 
     stream = load(args.source, format=args.format, progress=args.progress)
-    written = write_records(stream, args.out)
+    # The reader logs its skip summary as a warning for library users; here the summary
+    # is the command's output, printed once below (debug lines per skip stay with -v).
+    records_logger = logging.getLogger("carellm.data.records")
+    records_logger.addFilter(_not_a_warning)
+    try:
+        written = write_records(stream, args.out)
+    finally:
+        records_logger.removeFilter(_not_a_warning)
     print(f"wrote {written} records to {args.out}")
     print(stream.skipped.summary())
     return 0

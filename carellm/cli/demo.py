@@ -37,5 +37,18 @@ def run(args: argparse.Namespace) -> int:
     demo = build_app(
         engine, plan=plan, session_kwargs={"max_new_tokens": reply_tokens(args, engine)}
     )
-    launch(demo, host=args.host, port=args.port, share=args.share)
+    # quiet: Gradio's own hint says "set share=True in launch()", which a CLI user cannot
+    # do; we print the URLs and the flag ourselves once the server is up.
+    _, local_url, share_url = launch(
+        demo, host=args.host, port=args.port, share=args.share, quiet=True,
+        prevent_thread_lock=True,
+    )  # fmt: skip
+    if share_url:
+        public = share_url
+    elif args.share:
+        public = "could not be created (see above); the local URL still works"
+    else:
+        public = "pass --share"
+    print(f"demo running on {local_url}\npublic link: {public}", flush=True)
+    demo.block_thread()  # until Ctrl+C
     return 0

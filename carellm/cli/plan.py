@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+
+from carellm.errors import InputError
+
+EPILOG = (
+    "exit status: 0 = the plan fits; 1 = nothing fits (the plan lists what would: speech "
+    "off, a shorter video, another model); 2 = a bad argument"
+)
+
+
+def _gib(text: str, flag: str, example: str) -> float:
+    """A positive size in GiB, or InputError naming the flag and an example."""
+    try:
+        size = float(text)
+    except ValueError:
+        size = math.nan
+    if not math.isfinite(size) or size <= 0:
+        raise InputError(flag, f"{text.strip()!r} is not a number of GiB; e.g. {example}")
+    return size
 
 
 def _gib_list(text: str) -> list[float]:
-    return [float(part) for part in text.split(",") if part.strip()]
+    """GiB per GPU from one --gpu-mem value ("24" or "24,24")."""
+    example = "--gpu-mem 24 or 24,24"
+    parts = [part for part in text.split(",") if part.strip()] or [text]
+    return [_gib(part, "--gpu-mem", example) for part in parts]
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("plan", help="choose a model that fits this machine's memory")
+    p = subparsers.add_parser(
+        "plan",
+        help="choose a model that fits this machine's memory",
+        description="Print the plan `--model auto` uses on this (or a simulated) machine.",
+        epilog=EPILOG,
+    )
     p.add_argument("--model", help="force this model id and report whether it fits")
     p.add_argument("--video-seconds", type=float, default=0.0, help="longest video per turn, s")
     p.add_argument("--audio-seconds", type=float, default=30.0, help="longest voice input, s")
@@ -20,12 +47,11 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"))
     p.add_argument(
         "--gpu-mem",
-        type=_gib_list,
         action="append",
         metavar="GB",
         help="simulate a GPU with this much free memory (repeat or comma-list for several)",
     )
-    p.add_argument("--ram", type=float, help="simulate this much RAM, GB")
+    p.add_argument("--ram", help="simulate this much RAM, GB")
     p.add_argument("--mps", action="store_true", help="simulate an Apple MPS machine")
     p.add_argument("--cpu", action="store_true", help="plan for the CPU even if a GPU exists")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -47,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     )
     hardware = None
     if args.gpu_mem or args.ram is not None or args.mps:
-        gpus = [g for group in args.gpu_mem or [] for g in group]
-        hardware = Hardware.simulated(gpus_gb=gpus, ram_gb=args.ram or 32.0, mps=args.mps)
+        gpus = [g for text in args.gpu_mem or [] for g in _gib_list(text)]
+        ram = 32.0 if args.ram is None else _gib(args.ram, "--ram", "--ram 32")
+        hardware = Hardware.simulated(gpus_gb=gpus, ram_gb=ram, mps=args.mps)
     plan = select(needs, hardware)
     if args.json:
         print(json.dumps(plan.to_dict(), indent=2))
@@ -81,7 +108,7 @@ def _print_table(plan) -> None:
     ]
     rows += [("reason", r) for r in plan.reasons]
     rows += [("warning", f"[yellow]{w}[/]") for w in plan.warnings]
-    rows += [("would fit", s) for s in plan.suggestions]
+    rows += [("try", s) for s in plan.suggestions]
     if plan.max_memory:
         rows.append(("max_memory", ", ".join(f"{d}: {m}" for d, m in plan.max_memory)))
     for name, value in rows:

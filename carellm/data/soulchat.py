@@ -1,9 +1,10 @@
 """SoulChatCorpus (Chen et al., 2023) and other Chinese counseling corpora in the same
 families of shapes: PsyDTCorpus, EmoLLM, SMILE/SMILECHAT, CPsyCounD-style transcripts.
 
-Input: a JSON file (a top-level list of dialogues, or one dialogue), a JSONL file, or a
-folder of them (SMILE ships one dialogue per file). JSON arrays are streamed element by
-element, so the 258k-dialogue SoulChatCorpus file is never held in memory at once.
+Input: a JSON file (a top-level list of dialogues, or one dialogue), a JSONL file, a
+plain-text transcript (``.txt``, UTF-8, one dialogue per file), or a folder of them (SMILE
+ships one dialogue per file). JSON arrays are streamed element by element, so the
+258k-dialogue SoulChatCorpus file is never held in memory at once.
 
 The shape is detected per dialogue:
 
@@ -16,7 +17,9 @@ The shape is detected per dialogue:
   (user) and ``心理咨询师：``/``咨询师：``/``支持者：`` (assistant).
 
 Anything else is skipped with its file:line in the skip log. Other top-level scalar
-fields (``id``, ``topic``, ``normalizedTag`` ...) are kept in meta.
+fields (``id``, ``topic``, ``normalizedTag`` ...) are kept in meta. A ``.txt`` file given
+on its own is the whole input, so a bad one (empty, no speaker tags, one-sided) raises
+`DataFormatError` at once; inside a folder it is skipped like any bad dialogue.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ CITATION = (
 )
 _EXPECTED = (
     "counseling dialogues as JSON/JSONL with 'messages', 'conversations', 'conversation', "
-    "instruction/output, or 用户：/心理咨询师： transcripts"
+    "instruction/output, or 用户：/心理咨询师： transcripts (also as .txt files)"
 )
+_SUFFIXES = (".json", ".jsonl", ".txt")
 
 USER_TAGS: tuple[str, ...] = ("用户", "求助者", "来访者")
 ASSISTANT_TAGS: tuple[str, ...] = ("心理咨询师", "咨询师", "支持者")
@@ -60,9 +64,15 @@ _DIALOGUE_KEYS = _TRANSCRIPT_KEYS + ("instruction", "input", "output", "system")
 
 
 def read_soulchat(path: str | os.PathLike, progress: bool = False) -> RecordStream:
-    """Stream counseling dialogues from a JSON/JSONL file or a folder of them."""
+    """Stream counseling dialogues from a JSON/JSONL/.txt file or a folder of them."""
     path = existing_path(path, _EXPECTED)
     files = _data_files(path)
+    if path.is_file() and path.suffix == ".txt":
+        try:
+            record = _text_record(path)
+        except ValueError as e:
+            raise DataFormatError(f"{path}: {e}") from e
+        return RecordStream(NAME, path, lambda skips: iter([record]), progress)
 
     def generate(skips: SkipLog) -> Iterator[ChatRecord]:
         for f in files:
@@ -73,13 +83,32 @@ def read_soulchat(path: str | os.PathLike, progress: bool = False) -> RecordStre
 
 def _data_files(path: Path) -> list[Path]:
     files = sorted(path.rglob("*")) if path.is_dir() else [path]
-    files = [f for f in files if f.is_file() and f.suffix in (".json", ".jsonl")]
+    files = [f for f in files if f.is_file() and f.suffix in _SUFFIXES]
     if not files:
-        raise DataFormatError(f"{path}: expected {_EXPECTED}; found no .json or .jsonl file")
+        raise DataFormatError(f"{path}: expected {_EXPECTED}; found no .json, .jsonl or .txt file")
     return files
 
 
+def _text_record(f: Path) -> ChatRecord:
+    """The one dialogue of a plain-text transcript file; ValueError says why not."""
+    try:
+        text = f.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError("is not UTF-8 text; re-save it as UTF-8") from e
+    if not text.strip():
+        raise ValueError(
+            "the transcript is empty; write one turn per line starting with 用户： or 心理咨询师："
+        )
+    return to_record(text, default_id=f.stem, file=f.name)
+
+
 def _read_file(f: Path, skips: SkipLog) -> Iterator[ChatRecord]:
+    if f.suffix == ".txt":
+        try:
+            yield _text_record(f)
+        except ValueError as e:
+            skips.add(f, 1, str(e))
+        return
     items = iter_jsonl(f) if f.suffix == ".jsonl" else iter_json_items(f)
     try:
         first = next(items, None)
@@ -200,7 +229,10 @@ def parse_transcript(text: str) -> list[dict[str, Any]]:
     """
     matches = list(_TURN.finditer(text))
     if not matches:
-        raise ValueError("transcript has no 用户：/心理咨询师： (or 求助者/支持者) speaker tags")
+        raise ValueError(
+            "transcript has no 用户：/心理咨询师： (or 求助者/支持者) speaker tags; start each "
+            "turn's line with one (full-width or ASCII colon)"
+        )
     if text[: matches[0].start()].strip():
         raise ValueError("transcript has text before the first speaker tag")
     messages = []

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from carellm.errors import CareLLMError, InputError, MemoryPlanError, ModelLoadError
+from carellm.media.common import VIDEO_MAX_FRAMES
 from carellm.planning.hardware import Hardware, probe
 from carellm.planning.memory_model import (
     GIB,
@@ -30,20 +31,24 @@ MARGIN_FRACTION = 0.10  # of the estimate: allocator fragmentation, estimate err
 MARGIN_MIN_GIB = 1.5  # floor of the margin
 MPS_USABLE_FRACTION = 0.66  # macOS lets Metal wire about 2/3 of unified memory by default
 # Video caps tried in order when the requested video does not fit: (frames/s, merged
-# tokens per frame pair, max frames).
+# tokens per frame pair, max frames). Frames never exceed what `carellm.media` samples.
 VIDEO_LADDER = (
-    (2.0, 768, 768),
-    (2.0, 384, 768),
-    (1.0, 384, 768),
-    (1.0, 256, 768),
-    (0.5, 256, 768),
-    (0.5, 128, 768),
+    (2.0, 768, VIDEO_MAX_FRAMES),
+    (2.0, 384, VIDEO_MAX_FRAMES),
+    (1.0, 384, VIDEO_MAX_FRAMES),
+    (1.0, 256, VIDEO_MAX_FRAMES),
+    (0.5, 256, VIDEO_MAX_FRAMES),
+    (0.5, 128, VIDEO_MAX_FRAMES),
     (0.5, 128, 32),
     (0.5, 64, 16),
 )
 CPU_WARNING = (
     "CPU only: a turn takes minutes (2 cores measured: 228 s prefill for a 465-token "
     "prompt, 2.3 tokens/s decode); use a GPU for interactive sessions"
+)
+CPU_SPEECH_WARNING = (
+    "speech is off: a CPU is too slow for speech (the talker and token2wav add tens of "
+    "seconds to every reply); use a GPU for spoken replies"
 )
 
 
@@ -182,7 +187,11 @@ def _plan(needs: Needs, hw: Hardware, device: str, attempt: _Try, reasons: list[
         )
         reasons = [*reasons, f"device_map=auto over {len(hw.gpus)} GPUs with per-GPU max_memory"]
     if needs.speech and not attempt.speech and spec.tier == "omni":
-        warnings.append("speech is off: replies are text only (the talker did not fit)")
+        warnings.append(
+            CPU_SPEECH_WARNING
+            if device == "cpu"
+            else "speech is off: replies are text only (the talker did not fit)"
+        )
     if spec.tier == "lite" and (
         needs.video_seconds or needs.audio_seconds or needs.images_per_turn
     ):
@@ -272,31 +281,69 @@ def _cpu_attempts(needs: Needs, hw: Hardware, device: str) -> list[tuple[_Try, s
     return out
 
 
+def _needed(plan: Plan) -> str:
+    return f"needs {plan.estimated_peak_gb + plan.margin_gb:.1f} GB"
+
+
+def _shorter_video(needs: Needs, hw: Hardware, device: str, attempt: _Try) -> float | None:
+    """The longest video (halving from the request, whole seconds) that fits, or None."""
+    seconds = needs.video_seconds
+    while seconds >= 1:
+        seconds = math.floor(seconds / 2)
+        if _plan(dataclasses.replace(needs, video_seconds=seconds), hw, device, attempt, []).fits:
+            return seconds
+    return None
+
+
+_LABELS = {OMNI_7B: "the 7B", OMNI_3B: "the 3B"}
+_LABELS |= {m: "the 7B in 4 bits" for m in QUANTIZED} | {m: "the text-only lite tier" for m in LITE}
+
+
+def _other_models(needs: Needs, hw: Hardware, device: str, attempt: _Try) -> list[str]:
+    """Each other model that fits this machine (with speech if it can), as CLI flags."""
+    extra = QUANTIZED if device == "cuda" else LITE if device == "cpu" else ()
+    dtype = attempt.dtype  # a forced quantized model's float16 is not the GPU's best dtype
+    if attempt.offload:
+        dtype = "bfloat16" if all(g.bf16 for g in hw.gpus) else "float16"
+    out = []
+    for model_id in (m for m in (OMNI_7B, OMNI_3B, *extra) if m != attempt.model):
+        spec = MODELS[model_id]
+        q = spec.quantization is not None
+        for speech in (True, False) if needs.speech and spec.talker is not None else (False,):
+            try_ = _Try(model_id, "float16" if q else dtype, speech, offload=q)
+            alt = _plan(needs, hw, device, try_, [])
+            if alt.fits:
+                install = (
+                    f"pip install {spec.requires}, then " if q and not hw.has(spec.requires) else ""
+                )
+                no_speech = " --no-speech" if needs.speech and not speech and spec.talker else ""
+                flags = f"{install}--model {model_id}{no_speech}"
+                out.append(f"{_LABELS[model_id]}: {flags} ({_needed(alt)})")
+                break
+    return out
+
+
 def _suggestions(needs: Needs, hw: Hardware, device: str, attempt: _Try) -> tuple[str, ...]:
+    """Concrete changes that make a plan fit, each with its estimate, best first: speech
+    off, a shorter video, another model; last, how much memory the plan itself needs."""
     out = []
     if attempt.speech:
         alt = _plan(needs, hw, device, dataclasses.replace(attempt, speech=False), [])
         if alt.fits:
-            out.append(f"turn speech off ({alt.estimated_peak_gb:.1f} GB)")
+            out.append(f"speech off: --no-speech ({_needed(alt)})")
     if needs.video_seconds:
-        seconds = needs.video_seconds
-        while seconds >= 1:
-            seconds = math.floor(seconds / 2)
-            if _plan(
-                dataclasses.replace(needs, video_seconds=seconds), hw, device, attempt, []
-            ).fits:
-                out.append(f"video of at most {seconds} s")
-                break
-    for model_id in QUANTIZED:
-        spec = MODELS[model_id]
-        q = _Try(model_id, "float16", False, offload=True)
-        alt = _plan(needs, hw, device, q, []) if device == "cuda" else None
-        if alt is not None and alt.fits and not hw.has(spec.requires):
-            out.append(
-                f"pip install {spec.requires} for {model_id} ({alt.estimated_peak_gb:.1f} GB)"
-            )
+        seconds = _shorter_video(needs, hw, device, attempt)
+        if seconds is not None:
+            out.append(f"a shorter video: --video-seconds {seconds:g}")
+    out += _other_models(needs, hw, device, attempt)
+    if needs.model:
+        auto = select(dataclasses.replace(needs, model=None), hw)
+        if auto.fits and not any(auto.model in line for line in out):
+            what = [f"{auto.model} on {auto.device}", f"speech {'on' if auto.speech else 'off'}"]
+            what += [w for w in auto.warnings if w.startswith("video reduced")]
+            out.append(f"let the plan choose (drop --model): {', '.join(what)} ({_needed(auto)})")
     plan = _plan(needs, hw, device, attempt, [])
-    out.append(f"more memory: {plan.estimated_peak_gb + plan.margin_gb:.1f} GB on {device}")
+    out.append(f"more memory: {_needed(plan)} on {device}")
     return tuple(out)
 
 
