@@ -12,7 +12,7 @@ import carellm
 from carellm import safety
 from carellm.cli import main
 from carellm.errors import DataFormatError, InputError
-from carellm.evaluation.safety import evaluate, format_eval
+from carellm.evaluation.safety import evaluate, format_eval, read_eval, write_items
 from carellm.safety import (
     LEVELS,
     SafetyAssessment,
@@ -207,15 +207,22 @@ def test_escalation_message_language_and_urgency():
     assert escalation_message(assess("this traffic is killing me")) == ""
 
 
+def _assert_every_category_in_both_languages(path) -> None:
+    items = read_eval(path)
+    for lang in ("en", "zh"):
+        for category in safety.CATEGORIES:
+            assert any(lang == i["lang"] and category in i["categories"] for i in items), (
+                lang,
+                category,
+            )
+
+
 def test_packaged_eval_set_is_large_bilingual_and_fully_recalled():
     result = evaluate()
     assert result.n_items >= 100
     assert result.crisis_recall == 1.0
     assert result.false_positive_rate <= MAX_FALSE_POSITIVE_RATE
-    by_key = {(s.lang, s.category): s for s in result.scores}
-    for lang in ("en", "zh"):
-        for category in safety.CATEGORIES:
-            assert by_key[lang, category].support > 0, (lang, category)
+    _assert_every_category_in_both_languages(result.path)
     assert sum(map(sum, result.confusion)) == result.n_items
 
 
@@ -233,10 +240,7 @@ def test_heldout_round_keeps_its_measured_scores():
     assert result.n_items == 60
     assert result.crisis_recall >= HELDOUT_MIN_CRISIS_RECALL, result.mismatches
     assert result.false_positive_rate <= HELDOUT_MAX_FALSE_POSITIVE_RATE, result.mismatches
-    by_key = {(s.lang, s.category): s for s in result.scores}
-    for lang in ("en", "zh"):
-        for category in safety.CATEGORIES:
-            assert by_key[lang, category].support > 0, (lang, category)
+    _assert_every_category_in_both_languages(result.path)
     packaged = (Path(carellm.__file__).parent / "resources" / "safety_eval.jsonl").read_text(
         encoding="utf-8"
     )
@@ -249,8 +253,8 @@ def test_heldout_round_keeps_its_measured_scores():
 
 def test_format_eval_shows_scores_and_confusion():
     text = format_eval(evaluate())
-    assert "precision" in text and "recall" in text
-    assert "crisis recall" in text and "imminent" in text
+    assert "recall@mod" in text and "escal@high" in text and "fp@mod" in text
+    assert "crisis recall" in text and "imminent" in text and "assess time" in text
 
 
 def test_evaluate_counts_a_miss(tmp_path):
@@ -307,7 +311,7 @@ def test_cli_eval_safety_prints_table(capsys, tmp_path):
     out = tmp_path / "result.json"
     assert main(["eval", "safety", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "precision" in printed and "recall" in printed and "crisis recall" in printed
+    assert "recall@mod" in printed and "crisis recall" in printed
     assert json.loads(out.read_text(encoding="utf-8"))["crisis_recall"] == 1.0
 
 
@@ -319,3 +323,33 @@ def test_cli_eval_requires_a_subcommand():
 def test_cli_eval_safety_bad_file_exits_2(capsys, tmp_path):
     assert main(["eval", "safety", "--data", str(tmp_path / "nope.jsonl")]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_evaluate_scores_per_language_and_kind_and_writes_items(tmp_path):
+    rows = [
+        {"id": "c1", "text": "I want to kill myself", "lang": "en", "level": "high",
+         "categories": ["suicide"], "kind": "active_ideation"},
+        {"id": "c2", "text": "a quiet day", "lang": "en", "level": "moderate",
+         "categories": ["suicide"], "kind": "passive_ideation"},
+        {"id": "n1", "text": "this traffic is killing me", "lang": "en", "level": "none",
+         "categories": [], "kind": "idiom"},
+        {"id": "n2", "text": "我不想活了", "lang": "zh", "level": "low",
+         "categories": ["suicide"], "kind": "news"},
+    ]  # fmt: skip
+    path = tmp_path / "kinds.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    result = evaluate(path)
+    groups = {g.group: g for g in result.groups}
+    assert (groups["all"].crises, groups["all"].recall) == (2, 0.5)
+    assert (groups["all"].severe, groups["all"].escalation_recall) == (1, 1.0)
+    assert (groups["en"].negatives, groups["en"].fp_moderate) == (1, 0.0)
+    assert groups["zh"].fp_moderate == 1.0 and groups["all"].fp_moderate == 0.5
+    assert groups["en:passive_ideation"].recall == 0.0 and groups["zh:news"].fp_low == 1.0
+    assert result.mismatches == ("c2: moderate -> none", "n2: low -> high")
+    assert result.mean_ms > 0 and result.p99_ms >= result.mean_ms * 0.5
+    table = tmp_path / "items.tsv"
+    write_items(result.items, table)
+    lines = table.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split("\t")[:6] == ["id", "lang", "kind", "gold", "predicted", "text"]
+    assert lines[2].split("\t")[:5] == ["c2", "en", "passive_ideation", "moderate", "none"]
+    assert lines[2].split("\t")[6] == "x" and len(lines) == 5

@@ -1,6 +1,7 @@
 """`carellm eval ...`: offline evaluations, one nested subcommand per component.
 
-``carellm eval safety [--data FILE] [--json OUT]`` scores the crisis-safety rules;
+``carellm eval safety [--data FILE] [--json OUT] [--out FILE]`` scores the crisis-safety
+rules (``--model M`` adds the model's scored risk, see `carellm.evaluation.safety_model`);
 ``eval emotion|replies|latency`` run the model (see `carellm.cli.eval_models`).
 """
 
@@ -39,14 +40,21 @@ def register_safety(eval_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="also write the result as JSON"
     )
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="write the item-level table here (TSV file; with --model: a folder)",
+    )  # fmt: skip
     parser.set_defaults(func=_run_safety)
 
 
 def _run_safety(args: argparse.Namespace) -> int:
-    from carellm.evaluation.safety import evaluate, format_eval
+    from carellm.evaluation.safety import evaluate, format_eval, write_items
 
     result = evaluate(args.data)
     _print_table(format_eval(result))
+    if args.out is not None:
+        write_items(result.items, args.out)
+        print(f"wrote {args.out}")
     if args.json is not None:
         args.json.write_text(
             json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -16,7 +16,7 @@ import functools
 import logging
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from carellm.errors import DataFormatError, InputError
 from carellm.safety import rules as safety_rules
@@ -81,6 +81,9 @@ class SafetyAssessment:
     matched: tuple[str, ...]  # the phrases that matched (normalised text)
     resources: tuple[Resource, ...]  # contacts for `lang`; filled from "moderate" up
     lang: str  # "zh" or "en": the language of the user's text
+    # The level from each signal: "text" (rules on the typed text), "transcript" (rules on
+    # what was said), "model" (the model's scored risk); `level` is their maximum.
+    signals: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict; `from_dict` reads it back."""
@@ -96,14 +99,19 @@ class SafetyAssessment:
                 matched=tuple(data["matched"]),
                 resources=tuple(Resource(**r) for r in data["resources"]),
                 lang=data["lang"],
+                signals=dict(data.get("signals") or {"text": data["level"]}),
             )
         except (KeyError, TypeError) as e:
             raise DataFormatError(
                 f"safety assessment: bad or missing field ({e}); use the output of to_dict()"
             ) from e
-        if assessment.level not in LEVELS or assessment.lang not in LANGS:
+        if (
+            assessment.level not in LEVELS
+            or assessment.lang not in LANGS
+            or not set(assessment.signals.values()) <= set(LEVELS)
+        ):
             raise DataFormatError(
-                f"safety assessment: level must be in {LEVELS} and lang in {LANGS}"
+                f"safety assessment: level and signals must be in {LEVELS} and lang in {LANGS}"
             )
         return assessment
 
@@ -196,4 +204,4 @@ def assess(text: str, *, lang: str | None = None) -> SafetyAssessment:
     resources = resources_for(lang) if level_at_least(level, "moderate") else ()
     if level_at_least(level, "high"):
         logger.debug("safety: level=%s categories=%s", level, ",".join(categories))
-    return SafetyAssessment(level, categories, matched, resources, lang)
+    return SafetyAssessment(level, categories, matched, resources, lang, {"text": level})
