@@ -37,16 +37,64 @@ _FINAL = (
     r"remember me|this is goodbye|my goodbyes?|say(?:ing)? goodbye|last time (?:you'll|i'll|we'll)|"
     r"won't need (?:it|them|these|this|my \w+) (?:anymore|any more|where i'm going)|"
     r"(?:gave|give|giving) away (?:all )?my|take care of yourselves?|i'm sorry for everything|"
-    r"thank you for everything|forgive me)"
+    r"thank you for everything|forgive me|when i'm not (?:here|around)|if you don't hear from me|"
+    r"(?:just )?know (?:that )?i loved you|won't be (?:a problem|a burden|bothering (?:you|anyone)) "
+    r"(?:anymore|much longer|for long)|(?:gave|give|giving|given) (?:away )?(?:all )?my \w+ (?:to \w+(?: \w+)? )?and my)"
 )
 _CARE_FOR_ME = (
     r"\b(?:look after|take care of|feed|walk|keep|adopt|water)\s+(?!yourself)(?:\w+\s+){0,2}(?:for me|when i'm gone)"
     r"|\bthank you for being (?:a|my|such)\b|\blove you (?:all|x|always|guys)\b|\byou were (?:always )?the best\b"
 )
-_TIME = r"\b(?:tonight|today|tomorrow|this weekend|after this weekend|by morning|in an hour|soon|right now|after (?:tonight|today|this))\b"
+_TIME = r"\b(?:(?:tonight|today) is the (?:night|day)|tonight|today|tomorrow|this weekend|after this weekend|by morning|in an hour|soon|right now|after (?:tonight|today|this))\b"
+
+_MEANS = r"(?:pills|tablets|meds|rope|noose|knife|blade|razor|gun|charcoal|bottle|cord|belt)"
+_EDGE = (
+    r"\b(?:(?:at|on) the (?:top|edge) of|on the (?:edge|ledge|roof|railing|bridge|tracks)|over the (?:edge|railing)|"
+    r"standing on (?:the|a) (?:chair|stool|ledge|edge)|parked at the top)\b"
+)
 
 RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "suicide": (
+        # Hoping or accepting that death comes: "hoping my heart just stops".
+        (
+            "moderate",
+            (
+                r"\b(?:hope|hoping|wish|wishing|pray|praying|want|relieved|wouldn't mind|be (?:kind of |so )?(?:glad|fine|ok|okay|nice))\b",
+                r"\b(?:(?:my )?heart (?:would |just )?stops?|die in my sleep|(?:got|get|was|were) hit by|(?:a|the) (?:\w+ )?(?:crash|accident) (?:took|killed) me|never wake|don't wake|not wake|stopp?ed existing|wasn't here|weren't here)\b",
+            ),
+        ),
+        (
+            "moderate",
+            r"\b(?:easier|better|happier|lighter|simpler) (?:for (?:everyone|everybody|them|all)\s+)?if i (?:wasn't|weren't|was not|were not|didn't exist|was gone|were gone|disappeared|died|wasn't around)\b",
+        ),
+        (
+            "moderate",
+            r"\b(?:what's|what is|is there|there's no|no|don't see (?:the|any)|can't see (?:the|any)|lost (?:the|any))\s+(?:even\s+|really\s+)?(?:the\s+|a\s+|any\s+)?(?:point|reason|purpose)\s+(?:in|of|to|for)\s+(?:\w+\s+){0,2}(?:living|life|waking up|getting up|going on|carrying on|being (?:alive|here)|trying|anything|any of (?:it|this)|existing|continuing|me)\b",
+        ),
+        ("moderate", r"\bforever would be (?:fine|ok|okay|nice|better)\b"),
+        ("high", r"\b(?:and|to) (?:never|not) (?:come|coming) back\b|\bgo to sleep and not\b"),
+        # Prepared means or a place of danger, with intent or time: imminent.
+        (
+            "high",
+            r"\b"
+            + _MEANS
+            + r"\b(?: \w+){0,3} (?:ready|lined up|counted(?: out)?|in front of me|on my (?:desk|bed|table)|in my (?:hand|pocket|bag)|tied|loaded|sharpened)\b|\b(?:rope|noose) is (?:tied|up|ready)\b|\bi'm (?:taking|swallowing) (?:them|it|all of them)\b",
+        ),
+        (
+            "imminent",
+            (
+                r"\b" + _MEANS + r"\b",
+                r"\b(?:ready|lined up|counted|in front of me|on my desk|tied|loaded)\b",
+                r"\b(?:tonight|now|at midnight|in (?:a few|\d+) minutes|taking them|standing on)\b",
+            ),
+        ),
+        (
+            "imminent",
+            (
+                _EDGE,
+                r"\b(?:going (?:over|to jump)|jump|step off|let go|not afraid|goodbye|in (?:a few|\d+) minutes|now|tonight)\b",
+            ),
+        ),
         # Passive ideation: wishing not to wake up, to vanish, life without a point.
         ("moderate", r"\b(?:not|never|don't|didn't|wouldn't) (?:have to )?wak(?:e|ing) up\b"),
         ("moderate", r"\bwish (?:i|i'd) (?:was|were|could be) (?:dead|gone|never born)\b"),
@@ -193,7 +241,7 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         ),
         (
             "high",
-            r"\b(?:he|she|they|you)(?:'s|'re| is| are| will|'ll) (?:going to |gonna )?(?:pay|regret it|be sorry)\b|\bmak(?:e|ing) (?:them|him|her|everyone|you) (?:all )?(?:pay|sorry|regret)\b",
+            r"\b(?:he|she|they|you)(?:'s|'re| is| are| will|'ll) (?:going to |gonna )?(?:pay|regret it|be sorry)\b|\bmak(?:e|ing) (?:them|him|her|everyone|you|my \w+|that \w+) (?:all )?(?:pay|sorry|regret)\b",
         ),
         (
             "high",
@@ -204,7 +252,7 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         (
             "high",
             (
-                r"\bi know where (?:he|she|they) (?:lives?|works?|sleeps?)\b",
+                r"\bi know (?:where|which \w+|when|what time) (?:he|she|they) (?:lives?|works?|sleeps?|takes?|leaves?|gets?|finish\w*|goes)\b",
                 r"\b(?:pay|sorry|done talking|get (?:him|her|them)|make|hurt|kill|deserve)\b",
             ),
         ),
@@ -213,6 +261,13 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
             (
                 r"\b(?:voices?|god|the devil|demons?|they) (?:\w+ ){0,3}(?:tell|telling|told|say|says|command\w*|want)\w* me to (?:hurt|kill|attack|stab|punish)\b",
                 r"\b(?:him|her|them|my \w+|everyone|people)\b",
+            ),
+        ),
+        (
+            "high",
+            (
+                r"\b(?:voices?|they|someone|people|my \w+) (?:\w+ ){0,3}(?:poisoning|spying on|watching|following|tracking|controlling|after) me\b",
+                r"\b(?:have to|must|need to|going to|will) (?:stop|get|kill|hurt|deal with|take care of|attack) (?:him|her|them)\b",
             ),
         ),
         (
@@ -244,7 +299,14 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         ),
         (
             "high",
-            r"\b(?:hits|beats|kicks|burns|chokes|starves|locks|whips|slaps|punches|hitting|beating) (?:the|his|her|their|my|our) (?:\w+ )?(?:kids?|children|son|daughter|baby|toddler|little one)\b",
+            r"\b(?:hits|beats|kicks|burns|chokes|starves|locks|whips|slaps|punches|hitting|beating) (?:the|his|her|their|my|our) (?:\w+ )?(?:kids?|children|son|daughter|baby|toddler|little one|sister|brother|siblings?)\b",
+        ),
+        (
+            "high",
+            (
+                r"\b" + _CHILD + r"s?\b",
+                r"\b(?:bruises|burns|welts|black eye|broken arm|injuries)\b|\blocks? (?:him|her|them) (?:on|in|out)\b|\bwith (?:a|the) (?:belt|stick|cane|hanger|cord)\b",
+            ),
         ),
         (
             "high",
@@ -252,10 +314,15 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         ),
     ),
     "medical_emergency": (
+        # An overdose already taken, subject dropped or not.
+        (
+            "imminent",
+            r"(?:^|[.!?,;] |\bi (?:just |already )?)(?:just |already )?(?:swallowed|took|have taken|'ve taken|downed|necked|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle)\b|\bi (?:just |already )?overdosed\b",
+        ),
         (
             "high",
             (
-                r"\b(?:faint(?:ed|ing)?|pass(?:ed|ing) out|blacked out|black out|collapsed|heart (?:\w+ ){0,3}(?:weird|racing|skipping|flutter\w*|irregular|pounding|stopping)|chest pain)\b",
+                r"\b(?:faint(?:ed|ing)?|pass(?:ed|ing) out|black(?:ed|ing)? out|collaps\w*|heart (?:\w+ ){0,3}(?:weird|racing|skipping|flutter\w*|irregular|pounding|stopping)|chest pain)\b",
                 _ED,
             ),
         ),
@@ -295,19 +362,25 @@ FRAMES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "recovered": (
         (
             r"\b(?:years? ago|used to|in (?:high|middle) school|back in|when i was (?:\w+ ){0,2}(?:younger|a teen|a kid|\d+)|in (?:\d{4}|college|university)|last year)\b",
-            r"\bhaven't (?:done it|self harmed|cut|hurt myself|had)\b|\b(?:years?|months?) (?:clean|free|since)\b|\bsince then\b|\bproud\b|\brecovered\b|\brecovery\b|\bdoing (?:much |so much )?better\b|\bgrateful\b|\bglad (?:i'm|i am) (?:still )?(?:here|alive)\b|\btoday i\b|\bnow i\b|\bi'm (?:ok|okay|fine|good|happy) now\b|\bcame a long way\b|\bhow far i've come\b",
+            r"\bhaven't (?:done it|self harmed|cut|hurt myself|had)\b|\b(?:years?|months?) (?:clean|free|since)\b|\bsince then\b|\bproud\b|\brecovered\b|\brecovery\b|\bdoing (?:much |so much )?better\b|\bgrateful\b|\bglad (?:i'm|i am) (?:still )?(?:here|alive)\b|\btoday i\b|\bnow i\b|\bi'm (?:ok|okay|fine|good|happy) now\b|\b(?:happy|thriving|stable|healthy) now\b|\bnow\b[^.!?]{0,30}\b(?:happy|thriving|stable|married|healthy)\b|\bcame a long way\b|\bhow far i've come\b",
         ),
         _NOW,
     ),
+    "game": (
+        (
+            r"\b(?:ranked|tournament|raid|lobby|boss fight|respawn\w*|minecraft|fortnite|valorant|overwatch|league of legends|in-game|in game|pvp|the other team|opponents?|level \d+|checkpoint)\b",
+        ),
+        _ME_NOW,
+    ),
     "fiction": (
         (
-            r"\b(?:in (?:my|the|this|a|our) (?:novel|story|book|script|screenplay|game|movie|film|show|series|episode|song|poem|fanfic|campaign|level|play|comic|manga|anime|chapter)|my (?:character|oc|protagonist)|the (?:character|protagonist|villain|narrator)|lyrics?|the song (?:goes|says)|in the news|news (?:report|article|story)|reported|article|headline|according to|police said|study (?:found|shows)|documentary|podcast)\b",
+            r"\b(?:(?:song|lyric|track|album|poem|quote|line|verse) (?:that |which )?(?:goes|says|called|titled)|in (?:my|the|this|a|our) (?:novel|story|book|script|screenplay|game|movie|film|show|series|episode|song|poem|fanfic|campaign|level|play|comic|manga|anime|chapter)|my (?:character|oc|protagonist)|the (?:character|protagonist|villain|narrator)|lyrics?|the song (?:goes|says)|in the news|news (?:report|article|story)|reported|article|headline|according to|police said|study (?:found|shows)|documentary|podcast)\b",
         ),
         _ME_NOW,
     ),
     "joke": (
         (
-            r"\b(?:jk|just kidding|only kidding|kidding)\b|\bif (?:\w+ ){0,4}(?:lose|loses|lost|fail|fails|win|wins|cancel\w*|sells? out|spoil\w*)\b.{0,40}\bliterally\b",
+            r"\b(?:jk|just kidding|only kidding|kidding)\b|\bif (?:i have to|i hear|i see|they|he|she|my \w+|this|the \w+) (?:\w+ ){0,5}(?:one more|again|another)\b.{0,60}(?:\blol\b|\bhaha\w*|\blmao\b|\U0001f602|\U0001f923)|\bif (?:\w+ ){0,4}(?:lose|loses|lost|fail|fails|win|wins|cancel\w*|sells? out|spoil\w*)\b.{0,40}\bliterally\b",
         ),
         r"\bnot (?:kidding|joking)\b|\bi'm serious\b|\bseriously\b",
     ),
