@@ -28,7 +28,7 @@ _HARM_VERB = (
 _WEAPON = r"(?:gun|knife|rifle|shotgun|pistol|machete|bat|axe|weapon|blade)"
 _DEATH = r"(?:die|dying|be dead|kill myself|end it|end my life|not exist|disappear|be gone)"
 _ED = (
-    r"\b(?:calories|not eating|haven't eaten|stopped eating|starv\w*|fasting|purg\w*|throw(?:ing)? up|"
+    r"\blost \d+ ?(?:kg|kgs|kilos|lbs|pounds)\b|\bfeel (?:so )?fat\b|\b(?:calories|not eating|haven't eaten|stopped eating|starv\w*|fasting|purg\w*|throw(?:ing)? up|"
     r"vomit\w*|laxatives?|diet\w*|weigh\w*|anorexi\w*|bulimi\w*|binge\w*|skipping meals)\b"
 )
 _FINAL = (
@@ -47,14 +47,60 @@ _CARE_FOR_ME = (
 )
 _TIME = r"\b(?:(?:tonight|today) is the (?:night|day)|tonight|today|tomorrow|this weekend|after this weekend|by morning|in an hour|soon|right now|after (?:tonight|today|this))\b"
 
-_MEANS = r"(?:pills|tablets|meds|rope|noose|knife|blade|razor|gun|charcoal|bottle|cord|belt)"
+_MEANS = (
+    r"(?:pills|tablets|meds|rope|noose|knife|blade|razor|gun|shotgun|rifle|pistol|charcoal|bottle|cord|belt|"
+    r"hose|exhaust|tracks|express|platform|train)"
+)
 _EDGE = (
     r"\b(?:(?:at|on) the (?:top|edge) of|on the (?:edge|ledge|roof|railing|bridge|tracks)|over the (?:edge|railing)|"
     r"standing on (?:the|a) (?:chair|stool|ledge|edge)|parked at the top)\b"
 )
 
+# Sentence-level concepts: self × wish × death, in any order and wording.
+_SELF = r"\b(?:i|i'm|i've|i'd|i'll|me|my|myself)\b"
+_WANT_STRONG = (
+    r"\b(?:want|wanna|ready|going to|plan(?:ning)?|considering|thinking (?:about|of)|decided|intend\w*|"
+    r"need|about to|gonna|i'll|trying to)\b"
+)
+_WANT_SOFT = (
+    r"\b(?:wish|hope|hoping|would be (?:nice|a relief|better|easier|good)|(?:a )?relief|disappointed|if only|"
+    r"can't (?:picture|imagine|see)|don't (?:really )?see|why am i still|tired of|done with|sick of|"
+    r"wouldn't mind|think it would be)\b"
+)
+_DEATH = (
+    r"\b(?:die(?! (?:of|from|laughing|down|hard))|be dead|dead (?:inside|already)|death(?! of me| metal| star)|"
+    r"(?:not|never) (?:to )?exist|stop existing|not be (?:alive|here|around)|(?:not|never) (?:wake|waking) up|"
+    r"(?:i )?woke up|kill myself|end (?:my|this) (?:life|existence)|end it(?: all)?|suicid\w*|check out of (?:this|life)|"
+    r"be gone|gone forever|never (?:been )?born|a coma|future for myself|alive (?:at|by|in) \d+|still (?:here|alive)|"
+    r"(?:not|n't) (?:live|living)|overdos\w*|hang myself|sleep forever|jump off|jump in front|step in front|"
+    r"drown myself|slit my|disappear forever|cease to exist|the other side)\b"
+)
+_FAREWELL = (
+    r"\b(?:goodbye|farewell|last (?:time|message|post|words|night)|won't (?:be (?:here|around)|hear from me|see me)|"
+    r"after i'm gone|when i'm gone|(?:nobody|no one) has to deal with|by then it'll be (?:done|over)|it'll (?:all )?be over|"
+    r"deserves? better than me|a good home|forget (?:about )?me|don't (?:miss|mourn|look for) me|remember me|"
+    r"my affairs in order|paying off (?:all )?my debts|cancel\w* (?:all )?my (?:subscriptions|accounts|plans)|"
+    r"(?:wrote|written|updated|made) (?:my|a) will|my passwords?|scheduled (?:an? )?(?:email|message|post|text)|"
+    r"gave away|giving away|given away|left (?:a )?(?:letter|note)s?)\b"
+)
+
 RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "suicide": (
+        ("high", ("@sentence", _DEATH, _SELF, _WANT_STRONG)),
+        ("moderate", ("@sentence", _DEATH, _SELF, _WANT_SOFT)),
+        ("high", ("@twice", _FAREWELL)),
+        ("imminent", (_FAREWELL, _TIME, r"\b(?:done|over|gone|goodbye|last)\b")),
+        (
+            "high",
+            (
+                r"\b(?:join|be with|see) (?:him|her|them|my \w+)(?: again)?\b",
+                r"\b(?:died|passed away|dead|in heaven|lost (?:him|her))\b",
+            ),
+        ),
+        (
+            "moderate",
+            r"\b(?:every|each) (?:morning|day) i'm (?:\w+ )?(?:disappointed|upset|sad|angry) (?:that )?i woke up\b|\bwhy (?:did|do) i (?:even |still )?(?:wake|keep waking) up\b",
+        ),
         # Hoping or accepting that death comes: "hoping my heart just stops".
         (
             "moderate",
@@ -84,8 +130,8 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
             "imminent",
             (
                 r"\b" + _MEANS + r"\b",
-                r"\b(?:ready|lined up|counted|in front of me|on my desk|tied|loaded)\b",
-                r"\b(?:tonight|now|at midnight|in (?:a few|\d+) minutes|taking them|standing on)\b",
+                r"\b(?:ready|lined up|counted|in front of me|on my desk|tied|loaded|taped|bought|in my lap|in my hand|step in front|going to (?:step|jump|take))\b",
+                r"\b(?:tonight|now|right now|at midnight|in (?:a few|\d+) minutes|taking them|standing on|doing it|next (?:train|express|one))\b",
             ),
         ),
         (
@@ -204,6 +250,17 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "self_harm": (
         (
             "high",
+            r"\b(?:punch\w*|hit\w*|bang\w*|kick\w*) (?:the )?walls? (?:till|until)\b|\b(?:picked up|grabbed|got out|took out) (?:the|my|a) (?:blade|razor|knife|lighter|scissors)(?: again)?\b",
+        ),
+        (
+            "high",
+            (
+                r"\bonly (?:way|thing) (?:to|that) (?:feel|helps|makes me feel|calms)\b",
+                r"\b(?:cut|burn|hit|punch|scratch|bleed|blade|razor|hurt)\w*",
+            ),
+        ),
+        (
+            "high",
             (
                 r"\bself harm\w*|\bcut(?:ting)? myself\b|\bburn(?:ed|ing)? myself\b|\bhurt(?:ing)? myself\b",
                 r"\b(?:again|tonight|today|this week|still|keep|every (?:day|night)|relapsed|last night|yesterday|long sleeves|hide|no one (?:asks|sees|knows))\b",
@@ -229,6 +286,23 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         ),
     ),
     "harm_to_others": (
+        (
+            "high",
+            _WILL
+            + r" (?:\w+ ){0,3}(?:hurt|kill|stab|shoot|attack|beat up) (?:someone|somebody|people|everyone|everybody|them all)\b",
+        ),
+        (
+            "high",
+            r"\b(?:thought|thoughts|urges?|images?|picture) (?:of|about) (?:dropping|hurting|shaking|smothering|drowning|stabbing|killing|throwing|hitting|suffocating|strangling) (?:him|her|them|my|the)\b",
+        ),
+        (
+            "high",
+            (
+                r"\b(?:chip|implant|transmitter|camera|signals?|messages?|voices?)\b",
+                r"\b(?:telling|tells|told|says|ordering|commanding|saying)\b",
+                r"\b(?:need to|have to|must|going to) (?:deal with|get rid of|stop|kill|hurt|punish|silence) (?:her|him|them)\b",
+            ),
+        ),
         # Intent or fear of harming a child or another person: "I'm scared I'll shake her".
         ("high", _WILL + r" (?:\w+ ){0,2}" + _HARM_VERB + r"\w* " + _HER + r"\b"),
         (
@@ -281,6 +355,18 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "abuse": (
         (
             "high",
+            r"\b(?:showed|shows|show|showing) (?:her|him|me|them) (?:his|her) (?:private parts|privates|genitals|penis)\b|\bprivate parts\b",
+        ),
+        (
+            "high",
+            r"\b(?:throws|threw|throwing) (?:things|stuff|plates|\w+) at me\b|\b(?:cut|stabbed|burned|burns|burnt|scalded) me\b(?! (?:off|some slack|a deal))",
+        ),
+        (
+            "high",
+            r"\b(?:he|she|they)(?:'ll| will| would|'d| is going to|'s going to) (?:\w+ ){0,4}kill me\b",
+        ),
+        (
+            "high",
             r"\b(?:forces?|forced|makes|made|pressur\w+) me (?:to )?(?:have sex|do (?:sexual )?things|touch|sleep with)\b|\braped? me\b|\b(?:was|got|been) raped\b",
         ),
         (
@@ -314,10 +400,17 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         ),
     ),
     "medical_emergency": (
+        (
+            "high",
+            (
+                r"\b(?:haven't|not|didn't|no) (?:had|eaten|drunk|eat|drink)? ?(?:\w+ ){0,3}(?:food|water|anything) (?:in|for) (?:\d+|two|three|four|five|several) days\b",
+                r"\b(?:barely (?:stand|walk|move)|can't stand|dizzy|shaking|heart|faint\w*|black\w* out)\b",
+            ),
+        ),
         # An overdose already taken, subject dropped or not.
         (
             "imminent",
-            r"(?:^|[.!?,;] |\bi (?:just |already )?)(?:just |already )?(?:swallowed|took|have taken|'ve taken|downed|necked|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle)\b|\bi (?:just |already )?overdosed\b",
+            r"(?:^|[.!?,;] |\bi (?:just |already )?)(?:just |already )?(?:swallowed|took|have taken|'ve taken|downed|necked|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|medication|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle|antidepressants|xanax|valium|benzos|oxy\w*|codeine|aspirin|advil|lithium|seroquel|sertraline|prozac|zoloft|melatonin|benadryl|painkillers|diazepam)\b|\bi (?:just |already )?overdosed\b",
         ),
         (
             "high",

@@ -46,7 +46,7 @@ _CANTONESE = (
     ("嘅", "的"), ("佢哋", "他们"), ("佢", "他"), ("冇", "没有"), ("喺", "在"), ("啲", "些"),
     ("嘢", "东西"), ("諗", "想"), ("落去", "下去"), ("畀", "给"), ("俾", "给"),
     ("睇", "看"), ("揾", "找"), ("瞓", "睡"), ("咁", "这么"), ("嚟", "来"), ("乜嘢", "什么"),
-    ("点解", "为什么"), ("咩", "什么"), ("边个", "谁"), ("攞", "拿"), ("食", "吃"), ("我哋", "我们"), ("你哋", "你们"),
+    ("点解", "为什么"), ("仲", "还"), ("咩", "什么"), ("边个", "谁"), ("攞", "拿"), ("食", "吃"), ("我哋", "我们"), ("你哋", "你们"),
 )  # fmt: skip
 # Whole-word misspellings, abbreviations and euphemisms (Latin script) → the plain words.
 _WORDS = {
@@ -62,7 +62,7 @@ _WORDS = {
     "didnt": "didn't", "doesnt": "doesn't", "isnt": "isn't", "idk": "i don't know",
     "anymoer": "anymore", "anymore": "anymore", "alot": "a lot", "rn": "right now",
     "tonite": "tonight", "2nite": "tonight", "u": "you", "ur": "your", "pils": "pills",
-    "myslef": "myself", "mysef": "myself", "mysefl": "myself", "myselff": "myself",
+    "myslef": "myself", "lfie": "life", "lief": "life", "anymroe": "anymore", "mysef": "myself", "mysefl": "myself", "myselff": "myself",
     "thinkin": "thinking", "bout": "about", "abt": "about", "evry": "every", "everyday": "every day",
     "wana": "want to", "wanan": "want to", "dyin": "dying", "tho": "though", "bc": "because",
     "zs": "自杀", "zisha": "自杀", "zi sha": "自杀", "qs": "轻生", "qingsheng": "轻生",
@@ -101,4 +101,7 @@ def normalise(text: str) -> str:
             text = text.replace(old, new)
         text = _SPACE_CJK_LATIN.sub(" ", text)
     text = words.sub(lambda m: _WORDS[m.group()], text)
+    if "si" in text or "sha" in text:  # pinyin inside Chinese: "好想si啊", "自sha"
+        text = re.sub(r"(?<=[\u4e00-\u9fff]) ?si(?: |$)(?=[\u4e00-\u9fff]|$)", "死", text)
+        text = re.sub(r"自 ?sha\b", "自杀", text)
     return re.sub(r"\s+", " ", text)
