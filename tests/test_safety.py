@@ -353,3 +353,104 @@ def test_evaluate_scores_per_language_and_kind_and_writes_items(tmp_path):
     assert lines[0].split("\t")[:6] == ["id", "lang", "kind", "gold", "predicted", "text"]
     assert lines[2].split("\t")[:5] == ["c2", "en", "passive_ideation", "moderate", "none"]
     assert lines[2].split("\t")[6] == "x" and len(lines) == 5
+
+
+# ---------------------------------------------------------------- signals and the model
+
+
+def test_signals_round_trip_and_bad_signal_is_rejected():
+    result = assess("I want to kill myself")
+    assert result.signals == {"text": "high"}
+    assert SafetyAssessment.from_dict(result.to_dict()) == result
+    data = result.to_dict()
+    data["signals"] = {"text": "severe"}
+    with pytest.raises(DataFormatError, match="signals"):
+        SafetyAssessment.from_dict(data)
+
+
+def test_assess_transcript_adds_its_signal_and_raises_the_level():
+    from carellm.assessment import assess_transcript
+
+    typed = assess("", lang="en")
+    heard = assess_transcript(typed, "I took a whole bottle of pills an hour ago")
+    assert heard.signals == {"text": "none", "transcript": "imminent"}
+    assert heard.level == "imminent" and "medical_emergency" in heard.categories
+    assert any(r.number == "988" for r in heard.resources)
+    assert assess_transcript(typed, None) is typed
+
+
+@pytest.mark.parametrize(
+    ("probs", "threshold", "level"),
+    [
+        ({"none": 0.5, "low": 0.1, "moderate": 0.1, "high": 0.2, "imminent": 0.1}, 0.5, "none"),
+        ({"none": 0.2, "low": 0.1, "moderate": 0.2, "high": 0.3, "imminent": 0.2}, 0.5, "high"),
+        ({"none": 0.2, "low": 0.1, "moderate": 0.2, "high": 0.1, "imminent": 0.4}, 0.5, "imminent"),
+        ({"none": 0.2, "low": 0.1, "moderate": 0.3, "high": 0.3, "imminent": 0.1}, 0.5, "moderate"),
+        ({"none": 0.2, "low": 0.1, "moderate": 0.3, "high": 0.3, "imminent": 0.1}, 0.4, "high"),
+    ],
+)
+def test_model_level_escalates_from_the_threshold(probs, threshold, level):
+    from carellm.assessment import model_level
+
+    assert model_level(probs, threshold) == level
+
+
+def test_risk_probabilities_use_mean_log_prob_and_reject_nan():
+    from carellm.assessment import risk_probabilities
+
+    zh = {"无": -2.0, "低": -2.0, "中等": -2.0, "高": -0.5, "紧急": -2.0}
+    probs = risk_probabilities(zh, "zh")
+    assert max(probs, key=probs.get) == "high" and abs(sum(probs.values()) - 1) < 1e-9
+    with pytest.raises(ValueError, match="unusable"):
+        risk_probabilities({**zh, "高": float("nan")}, "zh")
+
+
+def _prefilled(engine, text):
+    from carellm import generation
+    from carellm.prompts import build_inputs, get_persona, system_prompt
+    from carellm.turn import Turn, prepare
+
+    prepared = prepare(Turn(text=text), engine.media_limits)
+    inputs = build_inputs(engine, system_prompt(get_persona("counselor")), [], prepared)
+    pre = generation.prefill(
+        engine.thinker, inputs.tensors, keep_hidden=False, use_audio_in_video=False
+    )
+    return pre, prepared
+
+
+@pytest.mark.timeout(120)
+def test_model_risk_is_scored_every_turn_in_the_users_language(text_engine):
+    from carellm.assessment import assess_turn
+
+    pre, prepared = _prefilled(text_engine, "我今天有点累")
+    report, result, _ = assess_turn(text_engine, pre, prepared, report=False)
+    assert report is None and set(result.signals) == {"text", "model"}
+    assert result.level == max_level(*result.signals.values())
+    assert "risk_zh" in text_engine.report_ids and "risk_en" not in text_engine.report_ids
+    with pytest.raises(InputError, match="threshold"):
+        assess_turn(text_engine, pre, prepared, report=False, threshold=0.0)
+
+
+class _BrokenThinker:
+    """A thinker whose forward pass fails, as a model out of memory would."""
+
+    def model(self, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    def lm_head(self, hidden):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+
+@pytest.mark.timeout(120)
+def test_rules_decide_alone_when_model_scoring_fails(text_engine):
+    import copy
+
+    from carellm.assessment import assess_turn, escalation_for
+
+    pre, prepared = _prefilled(text_engine, "I'm going to kill myself tonight")
+    broken = copy.copy(text_engine)
+    broken.thinker, broken.report_ids = _BrokenThinker(), {}
+    report, result, note = assess_turn(broken, pre, prepared, report=True)
+    assert result.signals == {"text": "imminent"} and result.level == "imminent"
+    assert report.source == "fallback" and report.risk == "imminent"
+    assert "crisis" in note and "988" in escalation_for(result)
