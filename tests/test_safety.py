@@ -254,7 +254,7 @@ def test_heldout_round_keeps_its_measured_scores():
 def test_format_eval_shows_scores_and_confusion():
     text = format_eval(evaluate())
     assert "recall@mod" in text and "escal@high" in text and "fp@mod" in text
-    assert "crisis recall" in text and "imminent" in text and "assess time" in text
+    assert "crisis recall" in text and "imminent" in text and "assess CPU time" in text
 
 
 def test_evaluate_counts_a_miss(tmp_path):
@@ -454,3 +454,25 @@ def test_rules_decide_alone_when_model_scoring_fails(text_engine):
     assert result.signals == {"text": "imminent"} and result.level == "imminent"
     assert report.source == "fallback" and report.risk == "imminent"
     assert "crisis" in note and "988" in escalation_for(result)
+
+
+@pytest.mark.timeout(240)
+def test_cli_eval_safety_with_model_compares_rules_model_and_combined(capsys, tmp_path, tiny_path):
+    fixture = Path(__file__).parent / "assets" / "safety" / "model_fixture.jsonl"
+    out = tmp_path / "model_eval"
+    args = ["eval", "safety", "--model", str(tiny_path), "--data", str(fixture), "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "meaningless" in printed and "rules only" in printed and "model only" in printed
+    lines = (out / "items.tsv").read_text(encoding="utf-8").splitlines()
+    header = lines[0].split("\t")
+    assert header[5:8] == ["combined", "model", "text"] and len(lines) == 7
+    rows = {line.split("\t")[0]: dict(zip(header, line.split("\t"))) for line in lines[1:]}
+    # the rules alone already decide these items; the combination never goes below them
+    assert rows["fx-en-1"]["text"] == "imminent" and rows["fx-en-1"]["combined"] == "imminent"
+    assert rows["fx-zh-2"]["text"] == "none" and rows["fx-zh-3"]["text"] == "low"
+    assert all(
+        level_at_least(r["combined"], r["text"]) and level_at_least(r["combined"], r["model"])
+        for r in rows.values()
+    )
+    assert "combined: per language and kind" in (out / "summary.txt").read_text(encoding="utf-8")

@@ -8,6 +8,7 @@ rules (``--model M`` adds the model's scored risk, see `carellm.evaluation.safet
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -44,12 +45,19 @@ def register_safety(eval_subparsers: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=None,
         help="write the item-level table here (TSV file; with --model: a folder)",
     )  # fmt: skip
+    parser.add_argument(
+        "--model", default=None,
+        help="also run each item as a one-turn session of this model (folder, hub id, tiny)",
+    )  # fmt: skip
+    parser.add_argument("--device", default=None, help="with --model: cuda, cpu, mps")
     parser.set_defaults(func=_run_safety)
 
 
 def _run_safety(args: argparse.Namespace) -> int:
     from carellm.evaluation.safety import evaluate, format_eval, write_items
 
+    if args.model is not None:
+        return _run_safety_model(args)
     result = evaluate(args.data)
     _print_table(format_eval(result))
     if args.out is not None:
@@ -58,6 +66,29 @@ def _run_safety(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.write_text(
             json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_safety_model(args: argparse.Namespace) -> int:
+    from carellm.evaluation.safety import evaluate
+    from carellm.evaluation.safety_model import (
+        evaluate_with_model,
+        format_model_eval,
+        write_model_eval,
+    )
+
+    data = args.data if args.data is not None else evaluate().path  # the packaged set
+    result = evaluate_with_model(data, args.model, device=args.device)
+    _print_table(format_model_eval(result))
+    if args.out is not None:
+        out = write_model_eval(result, args.out)
+        print(f"wrote {out}/items.tsv, {out}/summary.txt")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2) + "\n",
+            encoding="utf-8",
         )
         print(f"wrote {args.json}")
     return 0

@@ -72,7 +72,8 @@ class SafetyEvalResult:
     level_accuracy: float  # share of items whose predicted level equals the gold one
     mismatches: tuple[str, ...]  # "id: gold -> predicted" for wrong side of moderate/high
     items: tuple[ItemResult, ...]  # every item, in file order
-    mean_ms: float  # mean `assess` time per message (ms, one thread)
+    mean_ms: float  # mean `assess` CPU time per message (ms, thread CPU time: other load on
+    # the machine does not inflate it)
     p99_ms: float  # 99th-percentile `assess` time per message (ms)
 
     def to_dict(self) -> dict:
@@ -170,9 +171,9 @@ def evaluate(path=None) -> SafetyEvalResult:
     assess("warm-up")  # compile the rules outside the timed loop
     rows, times = [], []
     for item in items:
-        start = time.perf_counter()
+        start = time.thread_time()
         result = assess(item["text"], lang=item["lang"])
-        times.append((time.perf_counter() - start) * 1000.0)
+        times.append((time.thread_time() - start) * 1000.0)
         rows.append(
             ItemResult(
                 item["id"], item["lang"], item["kind"], item["level"], result.level,
@@ -235,7 +236,7 @@ def format_eval(result: SafetyEvalResult) -> str:
         f"false-positive rate (negatives predicted >= moderate): {_fmt(overall.fp_moderate)}"
         f"  (>= low: {_fmt(overall.fp_low)})",
         f"level accuracy: {_fmt(result.level_accuracy)}",
-        f"assess time per message: mean {result.mean_ms:.3f} ms, p99 {result.p99_ms:.3f} ms",
+        f"assess CPU time per message (one thread): mean {result.mean_ms:.3f} ms, p99 {result.p99_ms:.3f} ms",
     ]
     lines += [f"  wrong {m}" for m in result.mismatches]
     return "\n".join(lines)

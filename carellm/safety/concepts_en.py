@@ -45,7 +45,7 @@ _CARE_FOR_ME = (
     r"\b(?:look after|take care of|feed|walk|keep|adopt|water)\s+(?!yourself)(?:\w+\s+){0,2}(?:for me|when i'm gone)"
     r"|\bthank you for being (?:a|my|such)\b|\blove you (?:all|x|always|guys)\b|\byou were (?:always )?the best\b"
 )
-_TIME = r"\b(?:(?:tonight|today) is the (?:night|day)|tonight|today|tomorrow|this weekend|after this weekend|by morning|in an hour|soon|right now|after (?:tonight|today|this))\b"
+_TIME = r"\b(?:(?:tonight|today) is the (?:night|day)|at midnight|at \d+ ?(?:am|pm)|tonight|today|tomorrow|this weekend|after this weekend|by morning|in an hour|soon|right now|after (?:tonight|today|this))\b"
 
 _MEANS = (
     r"(?:pills|tablets|meds|rope|noose|knife|blade|razor|gun|shotgun|rifle|pistol|charcoal|bottle|cord|belt|"
@@ -65,7 +65,7 @@ _WANT_STRONG = (
 _WANT_SOFT = (
     r"\b(?:wish|hope|hoping|would be (?:nice|a relief|better|easier|good)|(?:a )?relief|disappointed|if only|"
     r"can't (?:picture|imagine|see)|don't (?:really )?see|why am i still|tired of|done with|sick of|"
-    r"wouldn't mind|think it would be)\b"
+    r"wouldn't mind|think it would be|be (?:fine|ok|okay|happy|glad|relieved) if)\b"
 )
 _DEATH = (
     r"\b(?:die(?! (?:of|from|laughing|down|hard))|be dead|dead (?:inside|already)|death(?! of me| metal| star)|"
@@ -73,7 +73,8 @@ _DEATH = (
     r"(?:i )?woke up|kill myself|end (?:my|this) (?:life|existence)|end it(?: all)?|suicid\w*|check out of (?:this|life)|"
     r"be gone|gone forever|never (?:been )?born|a coma|future for myself|alive (?:at|by|in) \d+|still (?:here|alive)|"
     r"(?:not|n't) (?:live|living)|overdos\w*|hang myself|sleep forever|jump off|jump in front|step in front|"
-    r"drown myself|slit my|disappear forever|cease to exist|the other side)\b"
+    r"drown myself|slit my|disappear forever|cease to exist|the other side|walk off a (?:short )?(?:bridge|pier|cliff)|"
+    r"walk into the (?:sea|ocean|river|lake)|(?:life|it all|everything) (?:to be |be |is )?over|(?:never|didn't) woke up)\b"
 )
 _FAREWELL = (
     r"\b(?:goodbye|farewell|last (?:time|message|post|words|night)|won't (?:be (?:here|around)|hear from me|see me)|"
@@ -81,13 +82,40 @@ _FAREWELL = (
     r"deserves? better than me|a good home|forget (?:about )?me|don't (?:miss|mourn|look for) me|remember me|"
     r"my affairs in order|paying off (?:all )?my debts|cancel\w* (?:all )?my (?:subscriptions|accounts|plans)|"
     r"(?:wrote|written|updated|made) (?:my|a) will|my passwords?|scheduled (?:an? )?(?:email|message|post|text)|"
-    r"gave away|giving away|given away|left (?:a )?(?:letter|note)s?)\b"
+    r"gave away|giving away|given away|left (?:a )?(?:letter|note)s?|log(?:ging)? off for good|signing off for good|"
+    r"it's been (?:a ride|real|fun|nice))\b"
 )
 
 RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "suicide": (
         ("high", ("@sentence", _DEATH, _SELF, _WANT_STRONG)),
         ("moderate", ("@sentence", _DEATH, _SELF, _WANT_SOFT)),
+        (
+            "moderate",
+            r"\b(?:easier|better|nicer|simpler|a relief) (?:to|if i could) (?:just )?(?:not be (?:here|alive|around)|die|disappear|not exist|not wake up|sleep forever|end it)\b",
+        ),
+        (
+            "high",
+            r"\b(?:instructions|plans?|arrangements?|wishes|playlist|songs?|music) for my (?:own )?funeral\b|\b(?:planned|planning|arranged|organi[sz]ed) my (?:own )?funeral\b",
+        ),
+        (
+            "imminent",
+            (
+                r"\bgarage\b",
+                r"\b(?:engine|car|exhaust|hose)\b",
+                r"\b(?:running|on|closed|shut|sealed|taped)\b",
+                _SELF,
+            ),
+        ),
+        (
+            "high",
+            (
+                "@sentence",
+                r"\b(?:voices?|angels?|god|spirits?|aliens?|the devil|demons?|ghosts?)\b",
+                r"\b(?:telling|tell|told|say|saying|says|calling|call|want|wants|command\w*|order\w*)\b",
+                r"\b(?:die|leave (?:my|this) body|join (?:them|him|her)|time to go|kill|jump|hurt|cut|end|sacrifice)\b",
+            ),
+        ),
         ("high", ("@twice", _FAREWELL)),
         ("imminent", (_FAREWELL, _TIME, r"\b(?:done|over|gone|goodbye|last)\b")),
         (
@@ -250,6 +278,10 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "self_harm": (
         (
             "high",
+            r"\b(?:fresh|new|deep|deeper|open) (?:cuts|burns|wounds|scratches)\b|\bcovered in (?:cuts|scars|burns)\b",
+        ),
+        (
+            "high",
             r"\b(?:punch\w*|hit\w*|bang\w*|kick\w*) (?:the )?walls? (?:till|until)\b|\b(?:picked up|grabbed|got out|took out) (?:the|my|a) (?:blade|razor|knife|lighter|scissors)(?: again)?\b",
         ),
         (
@@ -355,6 +387,19 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "abuse": (
         (
             "high",
+            (
+                "@sentence",
+                r"\b" + _CHILD + r"s?\b",
+                r"\b(?:alone|by (?:him|her|them)sel(?:f|ves)|on (?:his|her|their) own|unsupervised|nobody (?:came|looking|cares|home)|no one (?:came|home|looking))\b",
+                r"\b(?:at (?:\d+ ?am|night)|all night|for (?:hours|days)|again|street|road|outside|wandering|crying)\b",
+            ),
+        ),
+        (
+            "high",
+            r"\blocked me (?:in|out)\b|\b(?:he|she|they)(?:'ll| will| would|'d) use (?:the|a|his|her) (?:knife|gun|belt|bat)\b",
+        ),
+        (
+            "high",
             r"\b(?:showed|shows|show|showing) (?:her|him|me|them) (?:his|her) (?:private parts|privates|genitals|penis)\b|\bprivate parts\b",
         ),
         (
@@ -410,7 +455,7 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
         # An overdose already taken, subject dropped or not.
         (
             "imminent",
-            r"(?:^|[.!?,;] |\bi (?:just |already )?)(?:just |already )?(?:swallowed|took|have taken|'ve taken|downed|necked|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|medication|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle|antidepressants|xanax|valium|benzos|oxy\w*|codeine|aspirin|advil|lithium|seroquel|sertraline|prozac|zoloft|melatonin|benadryl|painkillers|diazepam)\b|\bi (?:just |already )?overdosed\b",
+            r"(?:^|[.!?,;] |\bi(?:'ve| have)? (?:just |already )?)(?:just |already )?(?:swallowed|took|taken|had|ate|eaten|downed|necked|drank|chugged|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|medication|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle|antidepressants|xanax|valium|benzos|oxy\w*|codeine|aspirin|advil|lithium|seroquel|sertraline|prozac|zoloft|melatonin|benadryl|painkillers|diazepam)\b|\bi (?:just |already )?overdosed\b",
         ),
         (
             "high",
@@ -441,7 +486,7 @@ _NOW = r"\b(?:again|lately|these days|urges?|relaps\w*|tonight|right now|back|st
 FRAMES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "professional": (
         (
-            r"\bwarning signs?\b|\bsigns of\b|\brisk factors?\b|\bdifference between\b|\bfor (?:assessment|research|my (?:class|thesis|essay|course|training|exam|paper))\b|\bhow (?:should|can|do) (?:i|we) (?:ask|talk to|support|help|approach|respond|screen|assess)\b|\b(?:what|how) (?:should|do|can) (?:i|we|parents|teachers) (?:say|do|look)\b.{0,30}\b(?:student|client|patient|teen|child|kid|friend)s?\b|\bstatistics\b|\bprevalence\b|\bguidelines?\b|\bprotocol\b|\bmyth\b",
+            r"\b(?:what|which) (?:percentage|percent|proportion|share)\b|\bhow (?:many|common|often|likely) (?:people|men|women|teens|patients|survivors)\b|\bwhy do (?:people|men|women|teens|so many)\b|\bwarning signs?\b|\bsigns of\b|\brisk factors?\b|\bdifference between\b|\bfor (?:assessment|research|my (?:class|thesis|essay|course|training|exam|paper))\b|\bhow (?:should|can|do) (?:i|we) (?:ask|talk to|support|help|approach|respond|screen|assess)\b|\b(?:what|how) (?:should|do|can) (?:i|we|parents|teachers) (?:say|do|look)\b.{0,30}\b(?:student|client|patient|teen|child|kid|friend)s?\b|\bstatistics\b|\bprevalence\b|\bguidelines?\b|\bprotocol\b|\bmyth\b",
         ),
         _ME_NOW,
     ),

@@ -38,7 +38,7 @@ _TRAD = (
     "隨随 便便 許许 該该 願愿 聖圣 誕诞 節节 紀纪 業业 辦办 務务 禮礼 鐘钟 夜夜 晚晚 舊旧 "
     "窮穷 債债 貸贷 賭赌 輸输 贏赢 錢钱 帶带 腕腕 割割 刀刀 剪剪 頸颈 脖脖 吊吊 跳跳 淹淹 溺溺 "
     "悶闷 煩烦 累累 攰累 孤孤 單单 嗚呜 嘆叹 謊谎 說说 錄录 誌志 證证 據据 續续 繼继 歸归 屬属 "
-    "飲饮 著着 喝喝 灌灌 吞吞 嚥咽 嘔呕 吐吐 瘦瘦 胖胖 卡卡 路路 稱称 磅磅 輩辈 較较 嗎吗 嘛嘛 啊啊"
+    "飲饮 著着 計计 樣样 請请 語语 講讲 當当 機机 嚴严 專专 習习 試试 彈弹 厭厌 臉脸 淚泪 戀恋 鄰邻 煙烟 熱热 溫温 濕湿 乾干 麵面 雞鸡 魚鱼 鳥鸟 馬马 層层 牆墙 廚厨 臥卧 櫃柜 嚨咙 脈脉 畫画 決决 託托 寵宠 養养 鑰钥 賬账 喝喝 灌灌 吞吞 嚥咽 嘔呕 吐吐 瘦瘦 胖胖 卡卡 路路 稱称 磅磅 輩辈 較较 嗎吗 嘛嘛 啊啊"
 )
 # Cantonese words → Mandarin (applied after the character table).
 _CANTONESE = (
@@ -46,7 +46,7 @@ _CANTONESE = (
     ("嘅", "的"), ("佢哋", "他们"), ("佢", "他"), ("冇", "没有"), ("喺", "在"), ("啲", "些"),
     ("嘢", "东西"), ("諗", "想"), ("落去", "下去"), ("畀", "给"), ("俾", "给"),
     ("睇", "看"), ("揾", "找"), ("瞓", "睡"), ("咁", "这么"), ("嚟", "来"), ("乜嘢", "什么"),
-    ("点解", "为什么"), ("仲", "还"), ("咩", "什么"), ("边个", "谁"), ("攞", "拿"), ("食", "吃"), ("我哋", "我们"), ("你哋", "你们"),
+    ("点解", "为什么"), ("仲", "还"), ("点样", "怎样"), ("咩", "什么"), ("边个", "谁"), ("攞", "拿"), ("食", "吃"), ("我哋", "我们"), ("你哋", "你们"),
 )  # fmt: skip
 # Whole-word misspellings, abbreviations and euphemisms (Latin script) → the plain words.
 _WORDS = {
@@ -62,7 +62,7 @@ _WORDS = {
     "didnt": "didn't", "doesnt": "doesn't", "isnt": "isn't", "idk": "i don't know",
     "anymoer": "anymore", "anymore": "anymore", "alot": "a lot", "rn": "right now",
     "tonite": "tonight", "2nite": "tonight", "u": "you", "ur": "your", "pils": "pills",
-    "myslef": "myself", "lfie": "life", "lief": "life", "anymroe": "anymore", "mysef": "myself", "mysefl": "myself", "myselff": "myself",
+    "myslef": "myself", "wnat": "want", "watn": "want", "dei": "die", "diie": "die", "lfie": "life", "lief": "life", "anymroe": "anymore", "mysef": "myself", "mysefl": "myself", "myselff": "myself",
     "thinkin": "thinking", "bout": "about", "abt": "about", "evry": "every", "everyday": "every day",
     "wana": "want to", "wanan": "want to", "dyin": "dying", "tho": "though", "bc": "because",
     "zs": "自杀", "zisha": "自杀", "zi sha": "自杀", "qs": "轻生", "qingsheng": "轻生",
