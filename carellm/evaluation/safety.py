@@ -245,7 +245,7 @@ def format_eval(result: SafetyEvalResult) -> str:
 def write_items(rows, path) -> None:
     """The item-level table as tab-separated values (one row per item, with a header)."""
     signals = sorted({name for r in rows for name in r.signals})
-    header = ["id", "lang", "kind", "gold", "predicted", *signals, "wrong", "matched", "text"]
+    header = ["id", "lang", "kind", "gold", "predicted", *signals, "wrong", "matched", "message"]
     lines = ["\t".join(header)]
     for r in rows:
         cells = [r.id, r.lang, r.kind, r.gold, r.predicted]
