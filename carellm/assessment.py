@@ -2,24 +2,51 @@
 
 The report is scored, not generated: every (question, candidate) continuation is
 scored in batched forward passes over views of the shared prefix cache, so the
-multimodal prompt is never encoded twice and the result is always a valid label. The
-turn's safety level is the maximum of the crisis rules on the user's text and the
-report's risk; from "high" up the reply gets an escalation with hotline resources in
+multimodal prompt is never encoded twice and the result is always a valid label.
+
+Safety combines signals, each a level of `carellm.safety.LEVELS`, kept in
+`SafetyAssessment.signals`:
+
+* ``"text"``: the crisis rules (`carellm.safety.assess`) on the user's typed text;
+* ``"transcript"``: the same rules on what the user said (`assess_transcript`), when a
+  transcript exists;
+* ``"model"``: the model's scored answer to the risk question, asked on **every** turn
+  (also with ``report=False``) in the user's language. Each candidate's score is its
+  mean log-probability per token (so a level whose name takes more tokens is not
+  penalised), softmaxed over the five levels. The model signal is "high" (or
+  "imminent" when that is the likelier of the two) when P(high) + P(imminent) >=
+  ``threshold`` (`MODEL_ESCALATION_THRESHOLD` by default); otherwise the most probable
+  of "none", "low" and "moderate". If scoring fails the rules still decide and
+  ``signals`` has no "model" key.
+
+Policy: ``level`` = the most severe signal (a crisis any signal sees is never lowered
+by another). From "high" up the reply gets an escalation with hotline resources in
 code, whatever the model wrote.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 from carellm import emotion, safety
+from carellm.emotion.lexicon import RISK_CANDIDATES, RISK_QUESTIONS, Question
+from carellm.errors import InputError
 from carellm.generation import Prefill, score_candidates
 
 logger = logging.getLogger(__name__)
 
 # The report is asked as the start of an assistant turn (what the model "would say").
 REPORT_OPENING = "<|im_start|>assistant\n"
+# P(high) + P(imminent) from which the model signal escalates (0-1).
+MODEL_ESCALATION_THRESHOLD = 0.5
+_LEVELS = safety.LEVELS
+
+
+def risk_question(lang: str) -> Question:
+    """The risk question in ``lang`` ("zh" or "en"); candidates in LEVELS order."""
+    return Question(f"risk_{lang}", RISK_QUESTIONS[lang], RISK_CANDIDATES[lang], None)
 
 
 def _question_ids(engine, question) -> tuple[list[int], list[list[int]]]:
@@ -32,46 +59,115 @@ def _question_ids(engine, question) -> tuple[list[int], list[list[int]]]:
 
 
 def _report_scores(engine, pre: Prefill, questions) -> dict[str, dict[str, float]]:
-    """scores[question][candidate] = log P(candidate | prompt, question)."""
+    """scores[question][candidate] = mean log P per token of the candidate."""
     batches = [_question_ids(engine, q) for q in questions]
     values = score_candidates(engine.thinker, pre, batches)
-    return {q.name: dict(zip(q.candidates, v)) for q, v in zip(questions, values)}
+    return {
+        q.name: {c: v / max(1, len(ids)) for c, v, ids in zip(q.candidates, vals, batch[1])}
+        for q, vals, batch in zip(questions, values, batches)
+    }
 
 
-def emotion_report(engine, pre: Prefill, text: str, modalities: set[str], risk_floor: str):
-    """The model's report, or a transparent keyword fallback if scoring fails."""
-    try:
-        questions = emotion.questions_for(modalities)
-        scores = _report_scores(engine, pre, questions)
-        return emotion.build_report(scores, text=text, modalities=modalities, risk_floor=risk_floor)
-    except Exception:  # never lose the turn over the report: fall back, visibly
-        logger.exception("emotion report scoring failed; using the keyword fallback")
-        return emotion.fallback_report(text, modalities=modalities, risk_floor=risk_floor)
+def risk_probabilities(scores: dict[str, float], lang: str) -> dict[str, float]:
+    """Level -> probability: softmax of the risk candidates' mean log-probabilities."""
+    logps = [float(scores[c]) for c in RISK_CANDIDATES[lang]]
+    if any(math.isnan(v) or v == math.inf for v in logps) or max(logps) == -math.inf:
+        raise ValueError(f"unusable risk scores {logps}")
+    weights = [math.exp(v - max(logps)) for v in logps]
+    return {level: w / sum(weights) for level, w in zip(_LEVELS, weights)}
 
 
-def assess_turn(engine, pre: Prefill, prepared, *, report: bool):
-    """(emotion report or None, SafetyAssessment, note for the reply prompt)."""
+def model_level(probs: dict[str, float], threshold: float = MODEL_ESCALATION_THRESHOLD) -> str:
+    """The model signal's level from its probabilities (see the module docstring)."""
+    if probs["high"] + probs["imminent"] >= threshold:
+        return "imminent" if probs["imminent"] > probs["high"] else "high"
+    return max(("none", "low", "moderate"), key=lambda level: probs[level])
+
+
+def combine(base: safety.SafetyAssessment, signals: dict[str, str]) -> safety.SafetyAssessment:
+    """``base`` with ``signals`` and ``level`` = their maximum (resources from moderate up)."""
+    level = safety.max_level(*signals.values())
+    resources = base.resources
+    if level != base.level:
+        moderate = safety.level_at_least(level, "moderate")
+        resources = safety.resources_for(base.lang) if moderate else ()
+    return replace(base, level=level, signals=dict(signals), resources=resources)
+
+
+def assess_transcript(assessment: safety.SafetyAssessment, transcript: str | None):
+    """``assessment`` with the rules run on what the user said as ``signals["transcript"]``.
+
+    For a voice or video turn whose speech was transcribed; the transcript's phrases and
+    categories join the text's. Returns ``assessment`` unchanged for no transcript.
+    """
+    if not transcript:
+        return assessment
+    heard = safety.assess(transcript, lang=assessment.lang)
+    merged = replace(
+        assessment,
+        categories=tuple(
+            c for c in safety.CATEGORIES if c in assessment.categories or c in heard.categories
+        ),
+        matched=tuple(dict.fromkeys(assessment.matched + heard.matched)),
+    )
+    return combine(merged, {**assessment.signals, "transcript": heard.level})
+
+
+def assess_turn(
+    engine,
+    pre: Prefill,
+    prepared,
+    *,
+    report: bool,
+    threshold: float = MODEL_ESCALATION_THRESHOLD,
+    transcript: str | None = None,
+):
+    """(emotion report or None, SafetyAssessment, note for the reply prompt).
+
+    The risk question is scored on every turn; with ``report`` the emotion (and voice,
+    visual) questions are scored in the same batch. ``threshold`` as in `model_level`.
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise InputError("threshold", f"expected 0 < threshold <= 1, got {threshold!r}")
     rules = safety.assess(prepared.text)
-    report_obj = None
-    note = ""
+    lang = rules.lang
+    asked = [q for q in emotion.questions_for(prepared.modalities) if q.name != "risk"]
+    asked = (asked if report else []) + [risk_question(lang)]
+    signals = dict(rules.signals)
+    scores = probs = None
+    try:
+        scores = _report_scores(engine, pre, asked)
+        probs = risk_probabilities(scores.pop(f"risk_{lang}"), lang)
+        signals["model"] = model_level(probs, threshold)
+    except Exception:  # never lose the turn over the model: the rules still decide
+        logger.exception("model risk scoring failed; the crisis rules decide alone")
+        scores = None
+    combined = assess_transcript(combine(rules, signals), transcript)
+    report_obj, note = None, ""
     if report:
-        floor = rules.level
-        report_obj = emotion_report(engine, pre, prepared.text, prepared.modalities, floor)
+        report_obj = _report(scores, probs, prepared, combined.level)
         note = emotion.summarize_for_prompt(report_obj)
-    level = safety.max_level(rules.level, report_obj.risk if report_obj else "none")
-    combined = rules
-    if level != rules.level:
-        combined = replace(
-            rules,
-            level=level,
-            resources=safety.resources_for(rules.lang) if level != "none" else (),
-        )
-    if safety.level_at_least(level, "high"):
+    if safety.level_at_least(combined.level, "high"):
         note = (note + " " if note else "") + (
             "Safety: the user may be in crisis. Respond with warmth, take it seriously, and "
             "encourage them to contact a crisis line or emergency services now."
         )
     return report_obj, combined, note
+
+
+def _report(scores, probs, prepared, level: str):
+    """The emotion report from the batch's scores, or the keyword fallback; risk = level."""
+    if scores is None:
+        report = emotion.fallback_report(
+            prepared.text, modalities=prepared.modalities, risk_floor=level
+        )
+    else:
+        risk = {lvl: math.log(max(p, 1e-300)) for lvl, p in probs.items()}
+        report = emotion.build_report(
+            {**scores, "risk": risk}, text=prepared.text, modalities=prepared.modalities,
+            risk_floor=level,
+        )  # fmt: skip
+    return replace(report, risk=level)
 
 
 def escalation_for(assessment, region: str | None = None) -> str:

@@ -1,12 +1,14 @@
 """`carellm eval ...`: offline evaluations, one nested subcommand per component.
 
-``carellm eval safety [--data FILE] [--json OUT]`` scores the crisis-safety rules;
+``carellm eval safety [--data FILE] [--json OUT] [--out FILE]`` scores the crisis-safety
+rules (``--model M`` adds the model's scored risk, see `carellm.evaluation.safety_model`);
 ``eval emotion|replies|latency`` run the model (see `carellm.cli.eval_models`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,17 +41,54 @@ def register_safety(eval_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--json", type=Path, default=None, metavar="OUT", help="also write the result as JSON"
     )
+    parser.add_argument(
+        "--out", type=Path, default=None,
+        help="write the item-level table here (TSV file; with --model: a folder)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--model", default=None,
+        help="also run each item as a one-turn session of this model (folder, hub id, tiny)",
+    )  # fmt: skip
+    parser.add_argument("--device", default=None, help="with --model: cuda, cpu, mps")
     parser.set_defaults(func=_run_safety)
 
 
 def _run_safety(args: argparse.Namespace) -> int:
-    from carellm.evaluation.safety import evaluate, format_eval
+    from carellm.evaluation.safety import evaluate, format_eval, write_items
 
+    if args.model is not None:
+        return _run_safety_model(args)
     result = evaluate(args.data)
     _print_table(format_eval(result))
+    if args.out is not None:
+        write_items(result.items, args.out)
+        print(f"wrote {args.out}")
     if args.json is not None:
         args.json.write_text(
             json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _run_safety_model(args: argparse.Namespace) -> int:
+    from carellm.evaluation.safety import evaluate
+    from carellm.evaluation.safety_model import (
+        evaluate_with_model,
+        format_model_eval,
+        write_model_eval,
+    )
+
+    data = args.data if args.data is not None else evaluate().path  # the packaged set
+    result = evaluate_with_model(data, args.model, device=args.device)
+    _print_table(format_model_eval(result))
+    if args.out is not None:
+        out = write_model_eval(result, args.out)
+        print(f"wrote {out}/items.tsv, {out}/summary.txt")
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps(dataclasses.asdict(result), ensure_ascii=False, indent=2) + "\n",
+            encoding="utf-8",
         )
         print(f"wrote {args.json}")
     return 0

@@ -77,6 +77,16 @@ RISK_QUESTION = (
     "Safety check. The risk that the user will harm themselves or someone else, judged "
     "from their last message, is:"
 )
+# The risk question in the user's language (`carellm.assessment.model_risk` asks it on
+# every turn); its candidates, in the same order as RISK_LEVELS.
+RISK_QUESTIONS: dict[str, str] = {
+    "en": RISK_QUESTION,
+    "zh": "安全检查。根据用户的最后一条消息，用户伤害自己或他人的风险是：",
+}
+RISK_CANDIDATES: dict[str, tuple[str, ...]] = {
+    "en": RISK_LEVELS,
+    "zh": ("无", "低", "中等", "高", "紧急"),
+}
 VOICE_QUESTION = "Voice check. In their last message, the user's voice sounds:"
 VISUAL_QUESTION = (
     "Visual check. In the user's image or video, the person or scene is best described as:"

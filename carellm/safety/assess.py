@@ -15,11 +15,12 @@ import dataclasses
 import functools
 import logging
 import re
-import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from carellm.errors import DataFormatError, InputError
+from carellm.safety import concepts
 from carellm.safety import rules as safety_rules
+from carellm.safety.normalize import normalise
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ LEVELS: tuple[str, ...] = ("none", "low", "moderate", "high", "imminent")
 CATEGORIES: tuple[str, ...] = safety_rules.CATEGORIES
 LANGS: tuple[str, ...] = ("zh", "en")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[a-z]")
 _CLAUSE_END = re.compile(r"[.!?;,，。！？；\n]")
 
 
@@ -81,6 +83,9 @@ class SafetyAssessment:
     matched: tuple[str, ...]  # the phrases that matched (normalised text)
     resources: tuple[Resource, ...]  # contacts for `lang`; filled from "moderate" up
     lang: str  # "zh" or "en": the language of the user's text
+    # The level from each signal: "text" (rules on the typed text), "transcript" (rules on
+    # what was said), "model" (the model's scored risk); `level` is their maximum.
+    signals: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """A JSON-ready dict; `from_dict` reads it back."""
@@ -96,14 +101,19 @@ class SafetyAssessment:
                 matched=tuple(data["matched"]),
                 resources=tuple(Resource(**r) for r in data["resources"]),
                 lang=data["lang"],
+                signals=dict(data.get("signals") or {"text": data["level"]}),
             )
         except (KeyError, TypeError) as e:
             raise DataFormatError(
                 f"safety assessment: bad or missing field ({e}); use the output of to_dict()"
             ) from e
-        if assessment.level not in LEVELS or assessment.lang not in LANGS:
+        if (
+            assessment.level not in LEVELS
+            or assessment.lang not in LANGS
+            or not set(assessment.signals.values()) <= set(LEVELS)
+        ):
             raise DataFormatError(
-                f"safety assessment: level must be in {LEVELS} and lang in {LANGS}"
+                f"safety assessment: level and signals must be in {LEVELS} and lang in {LANGS}"
             )
         return assessment
 
@@ -127,11 +137,6 @@ def _compiled() -> dict[str, dict]:
             },
         }
     return tables
-
-
-def _normalise(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).lower()
-    return re.sub(r"\s+", " ", text.replace("\u2019", "'").replace("\u2018", "'"))
 
 
 def _mask_idioms(text: str, idioms: list[re.Pattern]) -> str:
@@ -174,26 +179,39 @@ def assess(text: str, *, lang: str | None = None) -> SafetyAssessment:
     elif lang not in LANGS:
         raise InputError("lang", f"unknown language {lang!r}; use 'zh' or 'en'")
     tables = _compiled()
-    normalised = _normalise(text)
-    escalates = None  # computed only when a risk match needs it
+    normalised = normalise(text)
+    frames = concepts.active_frames(normalised)
     found: list[tuple[str, str, str]] = []  # (category, level, phrase)
-    for table in tables.values():
+    escalates: list[bool] = []  # computed once, when a risk match needs it
+    for lang_key, table in tables.items():
+        if not (_CJK if lang_key == "zh" else _LATIN).search(normalised):
+            continue  # no word in this script: its rules cannot match
         masked = _mask_idioms(normalised, table["idioms"])
-        for category, rule_level, pattern in table["rules"]:
-            for match in pattern.finditer(masked):
-                level = _effective_level(masked, match, rule_level, table)
-                if category in safety_rules.ESCALATING_CATEGORIES and level_at_least(
-                    level, "moderate"
-                ):
-                    escalates = _escalates(masked, tables) if escalates is None else escalates
-                    level = "imminent" if escalates else level
-                found.append((category, level, match.group()))
+        hits = [(c, lvl, m) for c, lvl, p in table["rules"] for m in p.finditer(masked)]
+        for category, rule_level, patterns in concepts.compiled()[lang_key]["rules"]:
+            match = concepts.matches(patterns, masked)
+            if match is not None:
+                hits.append((category, rule_level, match))
+        for category, rule_level, match in hits:
+            level = _effective_level(masked, match, rule_level, table)
+            if category in safety_rules.ESCALATING_CATEGORIES and level_at_least(level, "moderate"):
+                if not escalates:
+                    escalates.append(_escalates(masked, tables))
+                level = "imminent" if escalates[0] else level
+            if (
+                frames
+                and concepts.frame_cap(frames, category)
+                and level_at_least(level, "moderate")
+            ):
+                level = "low"
+            found.append((category, level, match.group()))
     level = max_level(*(lvl for _, lvl, _ in found))
     categories = tuple(c for c in CATEGORIES if any(c == f[0] for f in found))
     matched = tuple(dict.fromkeys(phrase for _, _, phrase in found))
+    matched += tuple(f"[frame:{name}]" for name in frames if found)
     from carellm.safety.resources import resources_for  # resources imports this module
 
     resources = resources_for(lang) if level_at_least(level, "moderate") else ()
     if level_at_least(level, "high"):
         logger.debug("safety: level=%s categories=%s", level, ",".join(categories))
-    return SafetyAssessment(level, categories, matched, resources, lang)
+    return SafetyAssessment(level, categories, matched, resources, lang, {"text": level})

@@ -348,6 +348,10 @@ IDIOMS: tuple[str, ...] = (
     r"\b(?:beat|beats)\s+(?:me|us)\s+(?:at|in)\b",
     r"\b(?:can't|couldn't)\s+breathe\s+(?:from|for)\s+laugh\w*",
     r"\bshoot(?:ing)?\s+(?:the\s+|a\s+|some\s+)?(?:photos?|pictures?|video|film|movie|scene|breeze|hoops|shot|ball)\b",
+    r"\b(?:want to |going to |gonna |could |might |will |gonna )?die (?:of|from) (?:embarrassment|shame|boredom|"
+    r"laughter|laughing|cringe|cuteness|happiness|jealousy|envy|excitement|old age)\b",
+    r"\b(?:murder|kill|destroy|slaughter|wreck|smash)\w* (?:the other team|the competition|(?:them|it|this) in "
+    r"(?:ranked|the (?:game|match|final|league|exam|interview)))\b",
 )
 
 # A cue right before a match in the same clause negates it ("never", "not").
