@@ -4,10 +4,10 @@ One counseling turn encodes its multimodal prompt exactly once (`prefill`). The
 emotion report (`score_candidates`) and the reply (`decode`) then run on branches of
 that cache. Two things make branching safe:
 
-* HF caches grow in place, so a branch must not write into the prefix tensors: the
-  scoring branch builds a new cache whose layers are *views* of the prefix expanded to
-  the batch (the first write concatenates into new tensors); the reply branch, which
-  runs last, continues the original cache.
+* The prefix cache is shared, and transformers' DynamicCache grows by concatenation (a
+  copy of every layer): the scoring branch therefore never goes through a cache. It
+  packs all questions and candidates into one sequence whose attention reads the
+  prefix layers in place; the reply branch, which runs last, continues the cache.
 * Multimodal RoPE positions of tokens after the prefix are ``index + rope_deltas``; the
   model keeps ``rope_deltas`` as module state that any other call overwrites, so the
   prefill's value is saved in `Prefill` and every later call passes explicit
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -117,16 +118,41 @@ def prefill(thinker, inputs: dict, *, keep_hidden: bool, use_audio_in_video: boo
     )
 
 
-def _expanded_cache(cache, batch: int):
-    """A new cache whose layers view ``cache``'s tensors expanded to ``batch`` rows."""
-    from transformers import DynamicCache
+# Scoring: every question and candidate in one packed forward that reads the prefix cache
 
-    branch = DynamicCache()
-    for idx, layer in enumerate(cache.layers):
-        keys = layer.keys.expand(batch, -1, -1, -1)
-        values = layer.values.expand(batch, -1, -1, -1)
-        branch.update(keys, values, idx)
-    return branch
+_BRANCH_ATTENTION = "carellm_branch"  # our name in transformers' AttentionInterface
+FUSED_ATTENTION_DEVICES = ("cpu",)  # devices whose fused attention op returns the LSE
+
+
+@dataclass
+class _Packed:
+    """Questions and candidates laid out as one sequence of T tokens after the prompt."""
+
+    ids: list[int] = field(default_factory=list)  # a question, its candidates, next question…
+    offsets: list[int] = field(default_factory=list)  # position after the prompt, per token
+    starts: list[int] = field(default_factory=list)  # its span's start: seen causally from here
+    questions: list[tuple[int, int]] = field(default_factory=list)  # question span it sees whole
+    rows: list[int] = field(default_factory=list)  # the row predicting each scored token
+    targets: list[int] = field(default_factory=list)  # the scored token ids
+    owners: list[int] = field(default_factory=list)  # flat candidate index per scored token
+
+    def add(self, ids: list[int], offset: int, question: tuple[int, int]) -> tuple[int, int]:
+        start = len(self.ids)
+        self.ids += ids
+        self.offsets += range(offset, offset + len(ids))
+        self.starts += [start] * len(ids)
+        self.questions += [question] * len(ids)
+        return start, len(self.ids)
+
+    def bias(self, dtype: torch.dtype, device) -> torch.Tensor:
+        """Additive tree mask [1, 1, T, T]: 0 where token i may attend token j, else -inf."""
+        i = torch.arange(len(self.ids)).unsqueeze(1)
+        j = i.view(1, -1)
+        span = torch.tensor(self.questions)
+        allowed = (j >= torch.tensor(self.starts).unsqueeze(1)) & (j <= i)
+        allowed |= (j >= span[:, :1]) & (j < span[:, 1:])
+        bias = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, -math.inf)
+        return bias.view(1, 1, *bias.shape).to(device)
 
 
 @torch.inference_mode()
@@ -135,53 +161,172 @@ def score_candidates(
     pre: Prefill,
     questions: Sequence[tuple[list[int], list[list[int]]]],
     *,
-    chunk: int = 32,
+    max_tokens: int = 1024,
 ) -> list[list[float]]:
     """Log-probability of each candidate after its question, given the prompt.
 
-    ``questions`` holds (question_ids, [candidate_ids, ...]) pairs. Each question runs
-    once on a view of the prefix cache; its candidates then run as one right-padded
-    batch on that question's cache (padding never affects real positions under the
-    causal mask). ``chunk`` candidates at a time bound the extra KV memory to
-    chunk × (prompt + question) positions. The prefix cache is never written.
+    ``questions`` holds (question_ids, [candidate_ids, ...]) pairs. All are packed into
+    one sequence (split only past ``max_tokens`` tokens) under a tree-shaped mask: each
+    candidate sees the prompt, its question and its own earlier tokens, at the positions
+    it would have right after its question. That sequence runs as one forward whose
+    attention reads the prefix cache in place (`_branch_attend`): the cache is neither
+    written nor copied, and the extra memory is that of the packed tokens alone.
     """
-    results: list[list[float]] = []
-    for question, candidates in questions:
-        out = thinker.model(
-            input_ids=torch.tensor([question], device=pre.input_ids.device),
-            position_ids=positions(pre, pre.length, len(question)),
-            past_key_values=_expanded_cache(pre.cache, 1),
-            use_cache=True,
-        )
-        first = torch.log_softmax(thinker.lm_head(out.last_hidden_state[:, -1]).float(), dim=-1)[0]
-        start = pre.length + len(question)
-        scores = []
-        for at in range(0, len(candidates), chunk):
-            part = candidates[at : at + chunk]
-            scores += _score_batch(thinker, pre, out.past_key_values, first, start, part)
-        results.append(scores)
+    total = sum(len(candidates) for _, candidates in questions)
+    scores = torch.zeros(total, dtype=torch.float64)
+    for packed in _packs(questions, max_tokens):
+        hidden = _branch_hidden(thinker, pre, packed)
+        scores += _token_logprobs(thinker, hidden, packed, total)
+    flat, results = scores.tolist(), []
+    for _, candidates in questions:
+        results.append(flat[: len(candidates)])
+        flat = flat[len(candidates) :]
     return results
 
 
-def _score_batch(thinker, pre, cache, first, start, candidates) -> list[float]:
-    width = max(len(c) for c in candidates)
-    lengths = torch.tensor([len(c) for c in candidates], device=first.device)
-    ids = torch.zeros(len(candidates), width, dtype=torch.long)
-    for i, cand in enumerate(candidates):
-        ids[i, : len(cand)] = torch.tensor(cand)
-    ids = ids.to(first.device)
-    out = thinker.model(
-        input_ids=ids,
-        position_ids=positions(pre, start, width, batch=len(candidates)),
-        past_key_values=_expanded_cache(cache, len(candidates)),
-        use_cache=True,
-    )
-    logprobs = torch.log_softmax(thinker.lm_head(out.last_hidden_state[:, :-1]).float(), dim=-1)
-    # token 0 is predicted by the question's last position, token t by position t - 1
-    later = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # [N, width - 1]
-    real = torch.arange(1, width, device=first.device).unsqueeze(0) < lengths.unsqueeze(1)
-    scores = first[ids[:, 0]] + (later * real).sum(dim=1)
-    return scores.tolist()
+def _packs(questions, max_tokens: int) -> Iterator[_Packed]:
+    """The pairs as sequences of at most ``max_tokens`` tokens (one question and one
+    candidate may be longer); a question is repeated in each sequence that needs it."""
+    packed, flat = _Packed(), 0
+    for question, candidates in questions:
+        if not question:
+            raise ValueError("a question needs at least one token")
+        q_span = None  # the question's (start, end) in the current sequence
+        for cand in candidates:
+            if not cand:
+                raise ValueError(f"candidate {flat} has no tokens")
+            cost = len(cand) + (0 if q_span else len(question))
+            if packed.ids and len(packed.ids) + cost > max_tokens:
+                yield packed
+                packed, q_span = _Packed(), None
+            if q_span is None:
+                start = len(packed.ids)
+                q_span = packed.add(question, 0, (start, start))
+            start, end = packed.add(cand, len(question), q_span)
+            packed.rows += [q_span[1] - 1, *range(start, end - 1)]  # question's last → first
+            packed.targets += cand
+            packed.owners += [flat] * len(cand)
+            flat += 1
+    if packed.ids:
+        yield packed
+
+
+def _text_model(thinker):
+    """The decoder stack: Qwen2.5-Omni's thinker language model, or a lite model's body."""
+    return getattr(thinker.model, "language_model", thinker.model)
+
+
+def _branch_hidden(thinker, pre: Prefill, packed: _Packed) -> torch.Tensor:
+    """Last-layer states [T, H] of the packed tokens, attending to the prefix in place."""
+    lm = _text_model(thinker)
+    device = pre.input_ids.device
+    offsets = torch.tensor(packed.offsets, device=device)
+    pos = offsets + pre.length + pre.rope_deltas.reshape(-1)[0].to(device)
+    pos = pos.view(1, 1, -1).expand(3, 1, -1) if pre.mrope else pos.view(1, -1)
+    with _branch_attention(lm.config):
+        out = lm(
+            input_ids=torch.tensor([packed.ids], device=device),
+            position_ids=pos,
+            attention_mask=packed.bias(lm.embed_tokens.weight.dtype, device),  # 4-D: used as is
+            use_cache=False,
+            carellm_prefix=pre.cache,  # this and the next reach `_branch_attend`
+            carellm_fused=device.type in FUSED_ATTENTION_DEVICES,
+        )
+    return out.last_hidden_state[0]
+
+
+def _token_logprobs(thinker, hidden, packed: _Packed, total: int, rows_per_step: int = 32):
+    """Per-candidate sums [total] of log P(target | row), full-vocabulary logits taken
+    ``rows_per_step`` distinct rows at a time to bound their memory."""
+    device = hidden.device
+    rows = torch.tensor(packed.rows, device=device)
+    targets = torch.tensor(packed.targets, device=device)
+    owners = torch.tensor(packed.owners)
+    unique, where = torch.unique(rows, return_inverse=True)
+    sums = torch.zeros(total, dtype=torch.float64)
+    for at in range(0, len(unique), rows_per_step):
+        logits = thinker.lm_head(hidden[unique[at : at + rows_per_step]]).float()
+        logp = torch.log_softmax(logits, dim=-1)
+        pick = (where >= at) & (where < at + rows_per_step)
+        values = logp[where[pick] - at, targets[pick]]
+        sums.index_add_(0, owners[pick.cpu()], values.double().cpu())
+    return sums
+
+
+@contextmanager
+def _branch_attention(config):
+    """Route the decoder's attention through `_branch_attend` while scoring.
+
+    The attention function is chosen per call from ``config._attn_implementation``, so
+    it is switched for the duration of the branch forward and restored after (callers
+    hold the engine lock, as every turn does).
+    """
+    from transformers import AttentionInterface
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    if _BRANCH_ATTENTION not in ALL_ATTENTION_FUNCTIONS:
+        AttentionInterface.register(_BRANCH_ATTENTION, _branch_attend)
+    before = config._attn_implementation
+    config._attn_implementation = _BRANCH_ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
+
+
+def _branch_attend(module, query, key, value, attention_mask, scaling=None, **kwargs):
+    """Attention of the packed tokens over [prefix cache; packed tokens], without
+    concatenating them: each part is attended separately and the two are merged with
+    their log-sum-exps. ``query`` [1, heads, T, D]; ``key``/``value`` [1, kv_heads, T, D]
+    are the packed tokens' own; returns ([1, T, heads, D], None) like transformers' own."""
+    if "carellm_prefix" not in kwargs:
+        raise RuntimeError("branch attention ran outside score_candidates; hold engine.lock")
+    if getattr(module, "sliding_window", None):
+        raise NotImplementedError("branch scoring does not support sliding-window attention")
+    layer, fused = kwargs["carellm_prefix"].layers[module.layer_idx], kwargs["carellm_fused"]
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    out_p, lse_p = _attend(query, layer.keys, layer.values, None, scale, fused)
+    out_b, lse_b = _attend(query, key, value, attention_mask, scale, fused)
+    top = torch.maximum(lse_p, lse_b)
+    w_p = torch.exp(lse_p - top).unsqueeze(-1)
+    w_b = torch.exp(lse_b - top).unsqueeze(-1)
+    out = (out_p.float() * w_p + out_b.float() * w_b) / (w_p + w_b)
+    batch, heads, length, dim = query.shape
+    out = out.to(query.dtype).reshape(batch, heads, length, dim)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _attend(query, key, value, bias, scale: float, fused: bool):
+    """Softmax attention and its log-sum-exp, with grouped-query heads kept grouped.
+
+    ``query`` [1, heads, T, D] is regrouped to [1, kv_heads, rep·T, D] so that each KV
+    head serves its ``rep`` query heads without repeating the keys (a repeat would copy
+    the prefix). ``bias`` [1, 1, T, K] or None. Returns (out [1, kv_heads, rep·T, D],
+    lse [1, kv_heads, rep·T] in float32).
+    """
+    batch, heads, length, dim = query.shape
+    groups = key.shape[1]
+    rep = heads // groups
+    q = query.reshape(batch, groups, rep * length, dim)
+    if bias is not None:  # the fused kernel wants the query's dtype
+        bias = bias.to(query.dtype).repeat(1, 1, rep, 1)
+    if fused:
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, key, value, 0.0, False, attn_mask=bias, scale=scale
+        )
+    # exact math, query rows in chunks: scores stay under 1/8 of this layer's K+V bytes
+    budget = 2 * key.numel() * key.element_size() // 8
+    step = max(16, budget // max(1, 8 * groups * key.shape[2]))
+    outs, lses = [], []
+    for at in range(0, rep * length, step):
+        scores = torch.matmul(q[:, :, at : at + step], key.transpose(2, 3)).float() * scale
+        if bias is not None:
+            scores = scores + bias[:, :, at : at + step]
+        lse = torch.logsumexp(scores, dim=-1)
+        probs = torch.exp(scores - lse.unsqueeze(-1)).to(value.dtype)
+        outs.append(torch.matmul(probs, value))
+        lses.append(lse)
+    return torch.cat(outs, dim=2), torch.cat(lses, dim=2)
 
 
 class Sampler:
