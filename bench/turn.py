@@ -11,12 +11,19 @@ measured as the median turn time with ``report=True`` over ``report=False`` on t
 same inputs and seeds (speech off, so the comparison is about the text path the report
 shares; two independent generations would make it about 2).
 
+With speech, a last table streams spoken turns and prints time to first audio (TTFA:
+seconds from the call until the first AudioChunk), the turn's wall time, the seconds of
+audio, the real-time factor (RTF = wall / audio seconds) and TTFA / wall, for a reply of
+``--speech-tokens`` tokens (about 100) and for a one-sentence reply.
+
     python bench/turn.py [--model tiny|PATH|ID] [--repeats 5] [--max-new-tokens 48]
+                         [--speech-tokens 100] [--only-speech]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import tempfile
 import time
@@ -28,8 +35,10 @@ from rich.progress import track
 from rich.table import Table
 
 import carellm
+from carellm.reply import AudioChunk, Final, TextDelta
 from carellm.turn import Turn
 
+ONE_SENTENCE = 16  # reply tokens of the one-sentence case (one clause of the tiny model)
 STAGES = ("queue", "media", "prefill", "report", "decode", "speech")
 console = Console(width=110)
 
@@ -67,6 +76,45 @@ def run_turns(
     return rows
 
 
+def stream_turns(engine, turn: Turn, *, repeats: int, tokens: int) -> list[dict]:
+    """Stream spoken turns; per turn: TTFA, wall, audio seconds, sentences in the reply."""
+    rows = []
+    for i in track(range(repeats), description=f"streamed, {tokens} tokens", console=console):
+        session = engine.session(seed=i, speech=True, max_new_tokens=tokens)
+        start = time.perf_counter()
+        first_audio = first_text = None
+        for event in session.stream(turn):
+            now = time.perf_counter() - start
+            if isinstance(event, AudioChunk) and first_audio is None:
+                first_audio = now
+            elif isinstance(event, TextDelta) and first_text is None:
+                first_text = now
+            elif isinstance(event, Final):
+                reply = event.reply
+        wall = time.perf_counter() - start
+        seconds = reply.audio.size / reply.sample_rate
+        rows.append({
+            "ttft": first_text or wall, "ttfa": first_audio or wall, "wall": wall,
+            "audio_s": seconds, "rtf": wall / seconds if seconds else float("nan"),
+            "ratio": (first_audio or wall) / wall, "tokens": len(engine.encode(reply.text)),
+            "sentences": len(re.findall(r"[.!?。！？…\n]+", reply.text.strip())) or 1,
+        })  # fmt: skip
+    return rows
+
+
+def ttfa_table(results: dict[str, list[dict]]) -> Table:
+    table = Table(title="Streamed speech (median): time to first audio vs the whole turn")
+    keys = ("tokens", "sentences", "ttft", "ttfa", "wall", "audio_s", "rtf", "ratio")
+    table.add_column("reply")
+    for key in keys:
+        table.add_column({"ratio": "TTFA/wall", "ttft": "TTFT s", "ttfa": "TTFA s",
+                          "wall": "wall s", "audio_s": "audio s", "rtf": "RTF"}.get(key, key),
+                         justify="right")  # fmt: skip
+    for name, rows in results.items():
+        table.add_row(name, *(f"{median(rows, k):.3g}" for k in keys))
+    return table
+
+
 def median(rows: list[dict], key: str) -> float:
     return statistics.median(r.get(key, 0.0) for r in rows)
 
@@ -86,6 +134,8 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="tiny, a folder, or a hub id")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--speech-tokens", type=int, default=100, help="reply length for TTFA")
+    parser.add_argument("--only-speech", action="store_true", help="only the TTFA table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -97,6 +147,19 @@ def main() -> None:
         engine = carellm.load(model)
         turns = sample_inputs(folder)
         engine.session().respond(turns["text"])  # warm-up (lazy imports, allocator)
+        if engine.speech:
+            streamed = {
+                f"~{args.speech_tokens} tokens": stream_turns(
+                    engine, turns["text"], repeats=args.repeats, tokens=args.speech_tokens
+                ),
+                "one sentence": stream_turns(
+                    engine, Turn(text="Say one short sentence."), repeats=args.repeats,
+                    tokens=ONE_SENTENCE,
+                ),
+            }  # fmt: skip
+            console.print(ttfa_table(streamed))
+        if args.only_speech:
+            return
         results = {}
         for name, turn in turns.items():
             kw = {"repeats": args.repeats, "tokens": args.max_new_tokens}

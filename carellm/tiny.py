@@ -22,7 +22,8 @@ TINY_SEED = 0
 # What the builder writes, versioned: the cache folder (carellm.loading.tiny_dir) is
 # named after it, so a cache written by an older builder is never reused. Bump it
 # whenever build_tiny_model or build_tiny_text_model writes something different.
-TINY_VERSION = 2  # 2: special tokens take the lowest ids (inside the talker's vocabulary)
+TINY_VERSION = 3  # 2: special tokens take the lowest ids; 3: also an audible vocoder
+VOCODER_RMS = 0.1  # target RMS of the tiny vocoder's waveform (peaks ~0.3-0.5, no clipping)
 TINY_MARKER = "carellm_tiny.json"  # written beside the weights so the engine can warn loudly
 
 # Special tokens the processor and the model use, with ids 0..13 in this order, before
@@ -220,6 +221,39 @@ def _speakers(config, tokenizer, seed: int) -> dict:
     }
 
 
+def _audible_vocoder(model, seed: int) -> None:
+    """Give the tiny BigVGAN audible output instead of ~1e-7.
+
+    transformers' default init (normal, std 0.02) shrinks the signal ~10x per upsample
+    stage. Here every conv gets a fan-in (He-like) init, which keeps the signal alive
+    through the stages, and the bias-free output conv is then scaled so a typical
+    DiT mel (the DiT's output is about unit noise) comes out at `VOCODER_RMS`.
+    """
+    import math
+
+    import torch
+    from torch import nn
+
+    vocoder = model.token2wav.code2wav_bigvgan_model
+    gen = torch.Generator().manual_seed(seed + 2)
+    with torch.no_grad():
+        for module in vocoder.modules():
+            if isinstance(module, nn.ConvTranspose1d):
+                fan_in = module.weight.shape[0] * module.weight.shape[-1] / module.stride[0]
+            elif isinstance(module, nn.Conv1d):
+                fan_in = module.weight.shape[1] * module.weight.shape[-1]
+            else:
+                continue
+            module.weight.normal_(0.0, 1.0 / math.sqrt(fan_in), generator=gen)
+        mel_dim = model.config.token2wav_config.bigvgan_config.mel_dim
+        probe = torch.randn(1, mel_dim, 64, generator=gen)
+        seen = []  # the output conv's result before the vocoder clamps it to [-1, 1]
+        hook = vocoder.conv_post.register_forward_hook(lambda _m, _i, out: seen.append(out))
+        vocoder(probe)
+        hook.remove()
+        vocoder.conv_post.weight.mul_(VOCODER_RMS / float(seen[0].float().pow(2).mean().sqrt()))
+
+
 def build_tiny_model(path: str | Path, seed: int = TINY_SEED) -> Path:
     """Write a tiny random Qwen2.5-Omni (with tokenizer, processor, voices) to `path`.
 
@@ -235,7 +269,7 @@ def build_tiny_model(path: str | Path, seed: int = TINY_SEED) -> Path:
     config = _build_config(tokenizer)
     torch.manual_seed(seed)
     model = Qwen2_5OmniForConditionalGeneration(config).eval()
-    # Larger random weights make the tiny talker's output vary instead of collapsing.
+    _audible_vocoder(model, seed)
     model.generation_config = GenerationConfig(
         eos_token_id=config.thinker_config.text_config.eos_token_id
     )
