@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from carellm.demo import views
-from carellm.demo.examples import EXAMPLES, example_rows
+from carellm.demo.examples import EXAMPLES, assets_dir, example_rows
 from carellm.demo.handlers import (
     OUTPUTS,
     ChatState,
@@ -311,7 +311,7 @@ def test_examples_come_from_the_repository_whatever_the_working_directory(tmp_pa
 
 
 @pytest.mark.timeout(240)
-def test_api_respond_from_gradio_client(engine, media_dir, tmp_path):
+def test_api_respond_from_gradio_client(engine, tmp_path):
     """The one API endpoint, /respond, on loopback: the call doc/demo.md shows."""
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
@@ -335,12 +335,28 @@ def test_api_respond_from_gradio_client(engine, media_dir, tmp_path):
         audio, rate = sf.read(wav)
         assert rate == 24000 and audio.size > 0
         # voice only, no speech: the file parameter alone is enough
-        out = client.predict(audio=handle_file(str(media_dir / "voice.wav")), speech=False,
-                             api_name="/respond")  # fmt: skip
+        voice = handle_file(str(assets_dir() / "voice_stressed_en.flac"))
+        out = client.predict(audio=voice, speech=False, api_name="/respond")
         assert out[1] is None and "voice" in [e["modality"] for e in out[2]["evidence"]]
+        # one Client is one conversation: both turns went to the same session
+        states = [v for s in demo.state_holder.session_data.values()
+                  for v in s.state_data.values() if isinstance(v, ChatState)]  # fmt: skip
+        assert [len(s.session.history) for s in states] == [2]
         bad = tmp_path / "broken.wav"
         bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" + bytes(range(256)) * 8)
         with pytest.raises(AppError, match="audio: .*pass WAV"):
             client.predict("Listen", audio=handle_file(str(bad)), api_name="/respond")
     finally:
         demo.close()
+
+
+def test_spaces_app_ships_the_examples():
+    """app.py (the Space's entry point) points build_app at the assets beside it."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "app.py"
+    spec = importlib.util.spec_from_file_location("space_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # defines main() and ASSETS; loads no model
+    rows, labels = example_rows(module.ASSETS)
+    assert module.ASSETS == path.parent / "assets" and len(rows) == len(EXAMPLES)

@@ -76,7 +76,7 @@ def run_turn(session, turn: Turn):
 
 
 def kind_of(path) -> str | None:
-    """ "audio", "image" or "video" from a file name's MIME type; None for anything else."""
+    """A file's kind from its name's MIME type: "audio", "image", "video" or None."""
     mime = mimetypes.guess_type(str(path))[0] or ""
     kind = mime.split("/")[0]
     return kind if kind in MEDIA_KINDS else None

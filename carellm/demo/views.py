@@ -63,7 +63,7 @@ def emotion_panel(report, safety=None) -> str:
 def report_summary(report, safety) -> str:
     """One line under each reply, readable without expanding it: label, intensity, risk.
 
-    "😢 sadness · 悲伤 · high intensity · risk none" (plus "· 🆘 safety high" in a crisis).
+    "😢 Sadness · 悲伤 · high intensity · risk none" (plus "· 🆘 safety high" in a crisis).
     """
     alarm = f" · 🆘 safety {safety.level}" if crisis_visible(safety) else ""
     if report is None:
