@@ -3,13 +3,18 @@
 Loads the model the memory planner picks for the Space's hardware ("auto"), or the one
 named by the CARELLM_MODEL variable (a hub id, a folder or "tiny"), and serves the
 counseling demo. On ZeroGPU hardware each turn holds a GPU only while it runs
-(carellm.demo.spaces). Locally: `python app.py` (or `carellm demo`).
+(carellm.demo.spaces). The one-click examples are the files in assets/ beside this
+script (found from its own location, whatever the working directory). Locally:
+`python app.py` (or `carellm demo`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
+
+ASSETS = Path(__file__).resolve().parent / "assets"  # the example media (assets/README.md)
 
 
 def main() -> None:
@@ -32,7 +37,7 @@ def main() -> None:
     engine = carellm.load(model, speech=speech)
     print(f"model: {engine.info.model} on {engine.info.device} ({engine.info.dtype})")
     # host None: Gradio binds GRADIO_SERVER_NAME, which Spaces sets to 0.0.0.0.
-    launch(build_app(engine, plan=plan), host=None, port=None)
+    launch(build_app(engine, plan=plan, examples=ASSETS), host=None, port=None)
 
 
 if __name__ == "__main__":

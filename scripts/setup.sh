@@ -2,7 +2,8 @@
 # Set up CareLLM in ./.venv on a fresh Linux machine (Python >= 3.10).
 #   bash scripts/setup.sh          the library, CLI and demo
 #   bash scripts/setup.sh --test   plus test tools: pytest, ruff, Playwright and
-#                                  Debian's chromium for the browser tests
+#                                  Debian's chromium for the browser tests, with
+#                                  fonts-noto-cjk so Chinese renders (not boxes)
 # torch and torchvision are installed as a pinned pair in the same pip command, so pip
 # never picks an arbitrary build. Override with CARELLM_TORCH, e.g. for a CPU-only
 # machine: CARELLM_TORCH="torch==2.9.1 torchvision==0.24.1 --extra-index-url https://download.pytorch.org/whl/cpu"
@@ -12,7 +13,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 system_packages="ffmpeg"
-[ $want_test = 1 ] && system_packages="$system_packages chromium"
+[ $want_test = 1 ] && system_packages="$system_packages chromium fonts-noto-cjk"
 missing=""
 for pkg in $system_packages; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

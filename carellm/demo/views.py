@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 
+import numpy as np
 import pandas as pd
 
 from carellm.safety import level_at_least
@@ -24,6 +25,8 @@ TINY_WARNING = (
 )
 NO_REPORT = "_No turn yet: the emotion report of your latest message appears here._"
 TRAJECTORY_COLUMNS = ("turn", "series", "value", "primary")
+TRAJECTORY_SERIES = ("valence", "arousal")
+TRAJECTORY_DTYPES = {"turn": "float64", "series": "string", "value": "float64", "primary": "string"}
 # Resources listed under the banner whatever the user's language, so a person in another
 # country than the one guessed from the language still finds a line.
 OTHER_REGIONS = (
@@ -57,26 +60,58 @@ def emotion_panel(report, safety=None) -> str:
     return "\n".join(lines)
 
 
-def report_message(report, safety) -> str:
-    """Body of the collapsed "Emotion report" message under each reply."""
+def report_summary(report, safety) -> str:
+    """One line under each reply, readable without expanding it: label, intensity, risk.
+
+    "😢 Sadness · 悲伤 · high intensity · risk none" (plus "· 🆘 safety high" in a crisis).
+    """
+    alarm = f" · 🆘 safety {safety.level}" if crisis_visible(safety) else ""
     if report is None:
-        return f"No emotion report for this turn · safety: {safety.level}"
-    evidence = " · ".join(f"{e.modality}: {'; '.join(e.phrases) or '—'}" for e in report.evidence)
+        return f"No emotion report · safety {safety.level}"
     return (
-        f"{report.emoji} **{report.label_en} / {report.label_zh}** ({report.primary.score:.0%}, "
-        f"{report.intensity}) · valence {report.valence:+.2f} · arousal {report.arousal:.2f} · "
-        f"risk {report.risk} · safety {safety.level} · {report.source}\n\n{evidence}"
+        f"{report.emoji} {report.label_en} · {report.label_zh} · {report.intensity} intensity"
+        f" · risk {report.risk}{alarm}"
     )
 
 
+def report_message(report, safety) -> str:
+    """Details of the emotion report, shown when the one-line summary is expanded."""
+    if report is None:
+        return f"No emotion report for this turn · safety: {safety.level}"
+    evidence = "\n".join(f"- {e.modality}: {'; '.join(e.phrases) or '—'}" for e in report.evidence)
+    return (
+        f"**{report.label_en} / {report.label_zh}** {report.primary.score:.0%} · "
+        f"{report.ekman} / {report.sentiment} · valence {report.valence:+.2f} · "
+        f"arousal {report.arousal:.2f} · safety {safety.level} · confidence "
+        f"{report.confidence:.2f} ({report.source})\n\n{evidence}"
+    )
+
+
+def report_chat_message(report, safety) -> dict:
+    """The collapsed chat message under a reply: its title is the one-line summary."""
+    return {
+        "role": "assistant",
+        "content": report_message(report, safety),
+        "metadata": {"title": report_summary(report, safety), "status": "done"},
+    }
+
+
 def trajectory_frame(reports) -> pd.DataFrame:
-    """Long-format rows (turn, series, value, primary) for a two-line LinePlot."""
+    """Long-format rows (turn, series, value, primary) for a two-line LinePlot.
+
+    Gradio's LinePlot builds its chart once, taking the colour domain (the series) from
+    the data it first sees, and later only swaps the rows: with no turns yet, two rows
+    without values (NaN, not drawn) name both series so their lines appear later.
+    Numeric columns keep the value axis numeric.
+    """
     rows = []
     for turn, report in enumerate(reports, start=1):
         primary = f"{report.emoji} {report.label_en}"
-        rows.append((turn, "valence", report.valence, primary))
-        rows.append((turn, "arousal", report.arousal, primary))
-    return pd.DataFrame(rows, columns=list(TRAJECTORY_COLUMNS))
+        rows.append((turn, "valence", float(report.valence), primary))
+        rows.append((turn, "arousal", float(report.arousal), primary))
+    rows = rows or [(np.nan, series, np.nan, "") for series in TRAJECTORY_SERIES]
+    frame = pd.DataFrame(rows, columns=list(TRAJECTORY_COLUMNS))
+    return frame.astype(TRAJECTORY_DTYPES)
 
 
 def trajectory_caption(reports) -> str:
@@ -134,10 +169,12 @@ def plan_panel(info, plan: dict | None = None) -> str:
     return "\n".join(lines)
 
 
-def user_message(text: str, attachments: list[str]) -> str:
-    """The user's chat bubble: their text plus a note of what was attached."""
+def user_message(text: str, attachments: list[str], transcript: str | None = None) -> str:
+    """The user's chat bubble: their text, a note of what was attached and, once the
+    voice was transcribed, "🎤 <transcript>" under that note."""
     note = " ".join(f"📎 {a}" for a in attachments)
-    return "\n\n".join(part for part in (text.strip(), note) if part) or "(empty)"
+    heard = f"🎤 {transcript.strip()}" if transcript and transcript.strip() else ""
+    return "\n\n".join(part for part in (text.strip(), note, heard) if part) or "(empty)"
 
 
 def error_line(error: Exception) -> str:
