@@ -162,7 +162,8 @@ def load(
     """Load Qwen2.5-Omni and return an `Engine`.
 
     ``model``: a Hugging Face id (``Qwen/Qwen2.5-Omni-7B``/``-3B``), a local folder,
-    ``"tiny"`` (a random model built locally, for plumbing checks) or ``"auto"``.
+    ``"tiny"`` (a random model built locally, for plumbing checks) or ``"auto"``; a
+    ``.gguf`` file or a hub ``…-GGUF`` id runs on llama.cpp (`carellm.lite`, CPU, text).
     ``speech=False`` loads no talker/token2wav (about 2 GB less GPU memory).
     ``adapter``: a LoRA folder from ``carellm finetune`` applied to the thinker.
     ``backend="openai"`` drives an OpenAI-compatible server at ``base_url`` (vLLM,
@@ -187,6 +188,10 @@ def load(
         logger.info("auto-selected %s (%s, speech=%s): %s", model, plan.dtype, speech, reason)
         for warning in plan.warnings:
             logger.warning("plan: %s", warning)
+    from carellm.lite import is_gguf, load_gguf
+
+    if is_gguf(model):  # a .gguf file or hub GGUF id: the lite tier on llama.cpp
+        return load_gguf(model, plan=plan, reason=reason, adapter=adapter)
     resolved: Resolved = resolve(model)
     device = _pick_device(device)
     torch_dtype = _pick_dtype(dtype, device)

@@ -388,6 +388,13 @@ def select(needs: Needs | None = None, hardware: Hardware | None = None) -> Plan
             notes.append(
                 f"quantized 7B unavailable: pip install {' or '.join(missing)} to allow it"
             )
+    if device == "cpu" and not needs.model:  # no usable GPU: the llama.cpp lite tier first
+        from carellm.lite.plan import LLAMA_HINT, llama_plan
+
+        lite = llama_plan(needs, hw, device_reason)
+        if lite is not None:
+            return lite
+        notes.append(LLAMA_HINT)
     for attempt, why in attempts:
         plan = _plan(
             needs,
