@@ -168,6 +168,8 @@ def load(
     ``adapter``: a LoRA folder from ``carellm finetune`` applied to the thinker.
     ``backend="openai"`` drives an OpenAI-compatible server at ``base_url`` (vLLM,
     vLLM-Omni, ``carellm serve``) and returns a `carellm.remote.RemoteEngine`.
+    ``backend="mnn"`` runs an MNN export (``model`` is its config.json) and returns a
+    `carellm.mnn.MnnEngine` (text, image and audio in; text out).
     """
     if backend == "openai":
         from carellm.remote import RemoteEngine
@@ -175,8 +177,12 @@ def load(
         if not base_url:
             raise ModelLoadError("backend='openai' needs base_url, e.g. http://127.0.0.1:8901/v1")
         return RemoteEngine(base_url, model=None if model == "auto" else model, api_key=api_key)
+    if backend == "mnn":  # model: an MNN export's config.json (carellm/mnn.py)
+        from carellm.mnn import MnnEngine
+
+        return MnnEngine(model)
     if backend != "local":
-        raise ModelLoadError(f"unknown backend {backend!r}; use 'local' or 'openai'")
+        raise ModelLoadError(f"unknown backend {backend!r}; use 'local', 'openai' or 'mnn'")
     reason, plan = "", None
     if model == "auto":
         plan = _auto_plan(speech)

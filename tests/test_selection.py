@@ -270,3 +270,55 @@ def test_cli_plan_nothing_fits_exits_1_and_lists_what_to_try(capsys):
     assert main(["plan", "--model", "Qwen/Qwen2.5-Omni-7B", "--gpu-mem", "16"]) == 1
     out = capsys.readouterr().out
     assert "nothing fits" in out and "│ try " in out and "Qwen2.5-Omni-3B" in out
+
+
+# ------------------------------------------------------------------ Qwen3-Omni and MNN tiers
+
+QWEN3 = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
+
+
+def test_qwen3_omni_parameters_match_released_checkpoint():
+    spec = MODELS[QWEN3]
+    total = sum(spec.component_params.values())
+    assert total == pytest.approx(35_259_818_545, rel=0.01)  # safetensors of the release
+    assert spec.text.params / 1e9 == pytest.approx(30.5, rel=0.01)  # "30B" MoE thinker
+    assert spec.text.active_params / 1e9 == pytest.approx(3.3, rel=0.05)  # "A3B"
+
+
+def test_qwen3_omni_talker_off_saves_about_10_gb():
+    work = dict(video_seconds=15, audio_seconds=0, images=0, text_tokens=64)
+    on = estimate(MODELS[QWEN3], Workload(**work, speech=True)).peak / GIB
+    off = estimate(MODELS[QWEN3], Workload(**work, speech=False)).peak / GIB
+    assert 8.0 <= on - off <= 12.0
+
+
+@pytest.mark.parametrize(("seconds", "published"), [(15, 78.85), (30, 88.52), (60, 107.74)])
+def test_cli_plans_qwen3_omni_near_published(capsys, seconds, published):
+    args = ["plan", "--model", QWEN3, "--video-seconds", str(seconds), "--gpu-mem", "141"]
+    assert main([*args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["model"] == QWEN3 and data["fits"]
+    assert data["estimated_peak_gb"] == pytest.approx(published, rel=0.10)
+
+
+def test_served_tier_needs_enough_gpus():
+    from carellm.planning.selection import other_tiers
+
+    big = other_tiers(Needs(video_seconds=15), Hardware.simulated(gpus_gb=[80, 80]))
+    small = other_tiers(Needs(video_seconds=15), Hardware.simulated(gpus_gb=[24]))
+    served = [t for t in big if t.kind == "served"][0]
+    assert served.model == QWEN3 and served.fits
+    assert 'backend="openai"' in served.how and "--omni" in served.how
+    assert "over 2 GPUs" in served.how
+    assert not [t for t in small if t.kind == "served"][0].fits
+
+
+def test_edge_tier_lists_published_mnn_peaks(capsys):
+    assert main(["plan", "--ram", "4", "--no-speech", "--json"]) in (0, 1)
+    edge = {t["model"]: t for t in json.loads(capsys.readouterr().out)["other_tiers"]
+            if t["kind"] == "edge"}  # fmt: skip
+    assert edge["taobao-mnn/Qwen2.5-Omni-7B-MNN"]["peak_gb"] == 5.8
+    assert edge["taobao-mnn/Qwen2.5-Omni-3B-MNN"]["peak_gb"] == 3.6
+    assert not edge["taobao-mnn/Qwen2.5-Omni-7B-MNN"]["fits"]  # 4 GB of RAM
+    assert edge["taobao-mnn/Qwen2.5-Omni-3B-MNN"]["fits"]
+    assert 'backend="mnn"' in edge["taobao-mnn/Qwen2.5-Omni-3B-MNN"]["how"]

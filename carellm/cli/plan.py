@@ -59,8 +59,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from carellm.planning.hardware import Hardware
-    from carellm.planning.selection import Needs, select
+    from carellm.planning.selection import Needs, other_tiers, select
 
     needs = Needs(
         speech=not args.no_speech,
@@ -77,14 +79,17 @@ def run(args: argparse.Namespace) -> int:
         ram = 32.0 if args.ram is None else _gib(args.ram, "--ram", "--ram 32")
         hardware = Hardware.simulated(gpus_gb=gpus, ram_gb=ram, mps=args.mps)
     plan = select(needs, hardware)
+    tiers = other_tiers(needs, hardware)
     if args.json:
-        print(json.dumps(plan.to_dict(), indent=2))
+        data = plan.to_dict()
+        data["other_tiers"] = [dataclasses.asdict(t) for t in tiers]
+        print(json.dumps(data, indent=2))
     else:
-        _print_table(plan)
+        _print_table(plan, tiers)
     return 0 if plan.fits else 1
 
 
-def _print_table(plan) -> None:
+def _print_table(plan, tiers=()) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -111,6 +116,9 @@ def _print_table(plan) -> None:
     rows += [("try", s) for s in plan.suggestions]
     if plan.max_memory:
         rows.append(("max_memory", ", ".join(f"{d}: {m}" for d, m in plan.max_memory)))
+    for t in tiers:  # served (vLLM-Omni) and edge (MNN) tiers beside the in-process plan
+        fit = "[green]fits[/]" if t.fits else "[red]does not fit[/]"
+        rows.append((t.kind, f"{t.model}: {t.peak_gb:.2f} GB, {fit} here; {t.how} ({t.source})"))
     for name, value in rows:
         table.add_row(name, value)
     Console().print(table)

@@ -457,3 +457,54 @@ def plan_for_model(model: str, speech: bool) -> Plan | None:
     except (CareLLMError, ValueError, OSError) as e:
         logger.warning("no memory plan: %s", e)
         return None
+
+
+# ------------------------------------------------------------------ served and edge tiers
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A way to run CareLLM beside the in-process plan: a served engine or an edge export."""
+
+    model: str
+    kind: str  # "served" (vLLM-Omni, backend="openai") or "edge" (MNN, backend="mnn")
+    peak_gb: float  # GiB: our estimate (served) or the published phone peak (edge)
+    fits: bool  # this machine (GPUs for served, RAM for edge) holds it
+    how: str  # the command and the carellm.load line to use
+    source: str  # where the figure comes from
+
+
+def other_tiers(needs: Needs | None = None, hardware: Hardware | None = None) -> tuple[Tier, ...]:
+    """Qwen3-Omni served by vLLM-Omni (fits when the GPUs together hold its estimate) and
+    the published MNN exports for phones; `carellm plan` prints them after the plan."""
+    from carellm.planning.memory_model import MNN_PUBLISHED, QWEN3_OMNI
+
+    needs = needs or Needs()
+    hw = hardware if hardware is not None else probe()
+    attempt = _Try(QWEN3_OMNI, "bfloat16", needs.speech)
+    peak = estimate(MODELS[QWEN3_OMNI], _workload(needs, attempt)).peak
+    need = peak + _margin(peak)
+    free = sorted((g.free_bytes for g in hw.gpus), reverse=True)
+    gpus = next((n for n in range(1, len(free) + 1) if sum(free[:n]) >= need), 0)
+    serve = f"vllm serve {QWEN3_OMNI} --omni --port 8091"
+    if gpus > 1:
+        serve += f"  # over {gpus} GPUs: see doc/deploy.md (deploy config)"
+    tiers = [
+        Tier(
+            QWEN3_OMNI,
+            "served",
+            round(peak / GIB, 2),
+            gpus > 0,
+            f'{serve}; carellm.load("{QWEN3_OMNI}", backend="openai", '
+            'base_url="http://HOST:8091/v1")',
+            "Qwen's BF16 transformers minimum, modelled (doc/memory.md), as the engine's floor",
+        )  # fmt: skip
+    ]
+    for model_id, peak_gb, decode in MNN_PUBLISHED:
+        folder = model_id.split("/")[-1]
+        tiers.append(Tier(
+            model_id, "edge", peak_gb, hw.ram_total_bytes >= peak_gb * GIB,
+            f'carellm.load("{folder}/config.json", backend="mnn")  # text out, no speech',
+            f"QwenLM/Qwen2.5-Omni README, Deployment with MNN ({decode} tok/s, Snapdragon 8 Elite)",
+        ))  # fmt: skip
+    return tuple(tiers)
