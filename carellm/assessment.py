@@ -94,17 +94,21 @@ def combine(base: safety.SafetyAssessment, signals: dict[str, str]) -> safety.Sa
     return replace(base, level=level, signals=dict(signals), resources=resources)
 
 
-def assess_transcript(assessment: safety.SafetyAssessment, transcript: str | None):
+def assess_transcript(
+    assessment: safety.SafetyAssessment, transcript: str | None, *, typed: bool = True
+):
     """``assessment`` with the rules run on what the user said as ``signals["transcript"]``.
 
     For a voice or video turn whose speech was transcribed; the transcript's phrases and
-    categories join the text's. Returns ``assessment`` unchanged for no transcript.
+    categories join the text's. ``typed=False`` (a turn with no typed text) takes the
+    language, and so the hotlines, from the speech. Unchanged for no transcript.
     """
     if not transcript:
         return assessment
-    heard = safety.assess(transcript, lang=assessment.lang)
+    heard = safety.assess(transcript, lang=assessment.lang if typed else None)
     merged = replace(
         assessment,
+        lang=assessment.lang if typed else heard.lang,
         categories=tuple(
             c for c in safety.CATEGORIES if c in assessment.categories or c in heard.categories
         ),

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from carellm import generation, speech
-from carellm.assessment import assess_turn, escalation_for
+from carellm import transcript as transcript_stage
+from carellm.assessment import assess_transcript, assess_turn, escalation_for
 from carellm.conversation import Conversation, Exchange, SessionOptions, check_language
 from carellm.errors import InputError
 from carellm.prompts import build_inputs, check_voice, get_persona, system_prompt
@@ -154,6 +155,16 @@ class Session(Conversation):
             elif not isinstance(event, EscalationDelta):
                 reply_text += event.text
             yield event
+        heard = None
+        if prepared.audio or prepared.use_audio_in_video:
+            heard, safety, late = yield from self._hear(
+                pre, prepared, emotion, safety, escalation, clock
+            )
+            if late:
+                escalation = late
+                for chunk in self._speak_escalation(pre, late, clock):
+                    audio.append(chunk.audio)
+                    yield chunk
         clock.seconds["total"] = time.perf_counter() - start
         reply = Reply(
             text=reply_text.strip() + ("\n\n" + escalation if escalation else ""),
@@ -161,6 +172,7 @@ class Session(Conversation):
             sample_rate=OUTPUT_RATE, emotion=emotion, safety=safety,
             timings=dict(clock.seconds), model_text=reply_text.strip(), escalated=bool(escalation),
             prompt_tokens=clock.tokens["prompt"], completion_tokens=clock.tokens["completion"],
+            transcript=heard,
         )  # fmt: skip
         yield _Finished(reply, inputs.media_tokens)
 
@@ -221,6 +233,41 @@ class Session(Conversation):
                 hidden.append(generation.force(engine.thinker, pre, ids))
                 start, tokens = len(tokens), tokens + ids
                 yield from self._speak(pre, suffix_ids, prompt_hidden, tokens, hidden, start, clock)
+
+    def _hear(self, pre, prepared, emotion, safety, escalation: str, clock: Stopwatch):
+        """Transcribe the turn's speech after the reply (the reply never waits for it) and run
+        the crisis rules on it. A crisis heard only in the voice still escalates in this turn:
+        an updated `Assessment` and the escalation text are yielded here, and the returned
+        escalation is spoken by the caller. Returns (transcript, safety, new escalation)."""
+        t = time.perf_counter()
+        try:
+            heard = transcript_stage.transcribe(self.engine, pre) or None
+        except Exception:  # never lose the turn over the transcript: the other signals stand
+            logger.exception("transcription failed; safety uses the text and model signals")
+            return None, safety, ""
+        finally:
+            clock.add("transcript", t)
+        updated = assess_transcript(safety, heard, typed=bool(prepared.text))
+        if updated.signals.get("transcript") is None:
+            return heard, safety, ""
+        late = "" if escalation else escalation_for(updated, self.options.region)
+        if updated.level != safety.level or updated.signals != safety.signals:
+            yield Assessment(emotion, updated)
+        if late:
+            yield EscalationDelta("\n\n" + late)
+        return heard, updated, late
+
+    def _speak_escalation(self, pre, escalation: str, clock):
+        """The late escalation, spoken after the transcript: fed through the thinker right
+        after the prompt (the cache was rewound there) as an assistant turn of its own."""
+        if not self.options.speech:
+            return
+        opening = self.engine.encode("<|im_start|>assistant\n")
+        ids = self.engine.encode("\n\n" + escalation)
+        states = generation.force(self.engine.thinker, pre, opening + ids)
+        n = len(opening)
+        yield from self._speak(pre, opening, states[:, :n], ids, [states[:, n:]], 0, clock)
+        transcript_stage.rewind(pre)
 
     def _speak(self, pre, suffix_ids, suffix_hidden, tokens, hidden, start, clock):
         """Speak ``tokens[start:]`` (see `speech.speak_span`) and yield its AudioChunk."""
