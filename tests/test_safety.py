@@ -546,3 +546,9 @@ def test_transcript_escalation_names_the_regions_line():
     heard = assess_transcript(assess("", lang="zh"), "我已经决定今晚跳河了")
     assert heard.level == "imminent" and "12356" in escalation_for(heard)
     assert "988" in escalation_for(assess_transcript(assess("", lang="en"), "I want to die"))
+
+
+def test_cli_eval_safety_with_model_bad_file_fails_before_loading(capsys, tmp_path):
+    args = ["eval", "safety", "--model", "tiny", "--data", str(tmp_path / "nope.jsonl")]
+    assert main(args) == 2
+    assert "nope.jsonl" in capsys.readouterr().err
