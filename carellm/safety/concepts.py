@@ -29,6 +29,7 @@ from carellm.safety import concepts_en, concepts_zh
 _TABLES = {"en": concepts_en, "zh": concepts_zh}
 SENTENCE = "@sentence"  # marker: every pattern within one sentence
 TWICE = "@twice"  # marker: two different matches of the pattern
+_SCRIPT = {"zh": re.compile(r"[\u3400-\u9fff]"), "en": re.compile(r"[a-z]")}
 _SENTENCE_END = re.compile(r"[.!?;\n。！？；]+")
 # Frames that cap only these categories (others cap every category).
 FRAME_CATEGORIES: dict[str, frozenset[str]] = {
@@ -98,7 +99,9 @@ def _all_match(patterns: tuple[re.Pattern, ...], text: str) -> re.Match | None:
 def active_frames(text: str) -> tuple[str, ...]:
     """Names of the frames (both languages) that hold for ``text``."""
     found = []
-    for table in compiled().values():
+    for lang, table in compiled().items():
+        if not _SCRIPT[lang].search(text):
+            continue  # no word in this language's script: its frames cannot hold
         for name, patterns, blocker in table["frames"]:
             if _all_match(patterns, text) and not (blocker and blocker.search(text)):
                 found.append(name)

@@ -86,65 +86,23 @@ _FAREWELL = (
     r"it's been (?:a ride|real|fun|nice))\b"
 )
 
+# fmt: off
 RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
     "suicide": (
         ("high", ("@sentence", _DEATH, _SELF, _WANT_STRONG)),
         ("moderate", ("@sentence", _DEATH, _SELF, _WANT_SOFT)),
-        (
-            "moderate",
-            r"\b(?:easier|better|nicer|simpler|a relief) (?:to|if i could) (?:just )?(?:not be (?:here|alive|around)|die|disappear|not exist|not wake up|sleep forever|end it)\b",
-        ),
-        (
-            "high",
-            r"\b(?:instructions|plans?|arrangements?|wishes|playlist|songs?|music) for my (?:own )?funeral\b|\b(?:planned|planning|arranged|organi[sz]ed) my (?:own )?funeral\b",
-        ),
-        (
-            "imminent",
-            (
-                r"\bgarage\b",
-                r"\b(?:engine|car|exhaust|hose)\b",
-                r"\b(?:running|on|closed|shut|sealed|taped)\b",
-                _SELF,
-            ),
-        ),
-        (
-            "high",
-            (
-                "@sentence",
-                r"\b(?:voices?|angels?|god|spirits?|aliens?|the devil|demons?|ghosts?)\b",
-                r"\b(?:telling|tell|told|say|saying|says|calling|call|want|wants|command\w*|order\w*)\b",
-                r"\b(?:die|leave (?:my|this) body|join (?:them|him|her)|time to go|kill|jump|hurt|cut|end|sacrifice)\b",
-            ),
-        ),
+        ("moderate", r"\b(?:easier|better|nicer|simpler|a relief) (?:to|if i could) (?:just )?(?:not be (?:here|alive|around)|die|disappear|not exist|not wake up|sleep forever|end it)\b"),
+        ("high", r"\b(?:instructions|plans?|arrangements?|wishes|playlist|songs?|music) for my (?:own )?funeral\b|\b(?:planned|planning|arranged|organi[sz]ed) my (?:own )?funeral\b"),
+        ("imminent", (r"\bgarage\b", r"\b(?:engine|car|exhaust|hose)\b", r"\b(?:running|on|closed|shut|sealed|taped)\b", _SELF)),
+        ("high", ("@sentence", r"\b(?:voices?|angels?|god|spirits?|aliens?|the devil|demons?|ghosts?)\b", r"\b(?:telling|tell|told|say|saying|says|calling|call|want|wants|command\w*|order\w*)\b", r"\b(?:die|leave (?:my|this) body|join (?:them|him|her)|time to go|kill|jump|hurt|cut|end|sacrifice)\b")),
         ("high", ("@twice", _FAREWELL)),
         ("imminent", (_FAREWELL, _TIME, r"\b(?:done|over|gone|goodbye|last)\b")),
-        (
-            "high",
-            (
-                r"\b(?:join|be with|see) (?:him|her|them|my \w+)(?: again)?\b",
-                r"\b(?:died|passed away|dead|in heaven|lost (?:him|her))\b",
-            ),
-        ),
-        (
-            "moderate",
-            r"\b(?:every|each) (?:morning|day) i'm (?:\w+ )?(?:disappointed|upset|sad|angry) (?:that )?i woke up\b|\bwhy (?:did|do) i (?:even |still )?(?:wake|keep waking) up\b",
-        ),
+        ("high", (r"\b(?:join|be with|see) (?:him|her|them|my \w+)(?: again)?\b", r"\b(?:died|passed away|dead|in heaven|lost (?:him|her))\b")),
+        ("moderate", r"\b(?:every|each) (?:morning|day) i'm (?:\w+ )?(?:disappointed|upset|sad|angry) (?:that )?i woke up\b|\bwhy (?:did|do) i (?:even |still )?(?:wake|keep waking) up\b"),
         # Hoping or accepting that death comes: "hoping my heart just stops".
-        (
-            "moderate",
-            (
-                r"\b(?:hope|hoping|wish|wishing|pray|praying|want|relieved|wouldn't mind|be (?:kind of |so )?(?:glad|fine|ok|okay|nice))\b",
-                r"\b(?:(?:my )?heart (?:would |just )?stops?|die in my sleep|(?:got|get|was|were) hit by|(?:a|the) (?:\w+ )?(?:crash|accident) (?:took|killed) me|never wake|don't wake|not wake|stopp?ed existing|wasn't here|weren't here)\b",
-            ),
-        ),
-        (
-            "moderate",
-            r"\b(?:easier|better|happier|lighter|simpler) (?:for (?:everyone|everybody|them|all)\s+)?if i (?:wasn't|weren't|was not|were not|didn't exist|was gone|were gone|disappeared|died|wasn't around)\b",
-        ),
-        (
-            "moderate",
-            r"\b(?:what's|what is|is there|there's no|no|don't see (?:the|any)|can't see (?:the|any)|lost (?:the|any))\s+(?:even\s+|really\s+)?(?:the\s+|a\s+|any\s+)?(?:point|reason|purpose)\s+(?:in|of|to|for)\s+(?:\w+\s+){0,2}(?:living|life|waking up|getting up|going on|carrying on|being (?:alive|here)|trying|anything|any of (?:it|this)|existing|continuing|me)\b",
-        ),
+        ("moderate", (r"\b(?:hope|hoping|wish|wishing|pray|praying|want|relieved|wouldn't mind|be (?:kind of |so )?(?:glad|fine|ok|okay|nice))\b", r"\b(?:(?:my )?heart (?:would |just )?stops?|die in my sleep|(?:got|get|was|were) hit by|(?:a|the) (?:\w+ )?(?:crash|accident) (?:took|killed) me|never wake|don't wake|not wake|stopp?ed existing|wasn't here|weren't here)\b")),
+        ("moderate", r"\b(?:easier|better|happier|lighter|simpler) (?:for (?:everyone|everybody|them|all)\s+)?if i (?:wasn't|weren't|was not|were not|didn't exist|was gone|were gone|disappeared|died|wasn't around)\b"),
+        ("moderate", r"\b(?:what's|what is|is there|there's no|no|don't see (?:the|any)|can't see (?:the|any)|lost (?:the|any))\s+(?:even\s+|really\s+)?(?:the\s+|a\s+|any\s+)?(?:point|reason|purpose)\s+(?:in|of|to|for)\s+(?:\w+\s+){0,2}(?:living|life|waking up|getting up|going on|carrying on|being (?:alive|here)|trying|anything|any of (?:it|this)|existing|continuing|me)\b"),
         ("moderate", r"\bforever would be (?:fine|ok|okay|nice|better)\b"),
         ("high", r"\b(?:and|to) (?:never|not) (?:come|coming) back\b|\bgo to sleep and not\b"),
         # Prepared means or a place of danger, with intent or time: imminent.
@@ -154,168 +112,50 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
             + _MEANS
             + r"\b(?: \w+){0,3} (?:ready|lined up|counted(?: out)?|in front of me|on my (?:desk|bed|table)|in my (?:hand|pocket|bag)|tied|loaded|sharpened)\b|\b(?:rope|noose) is (?:tied|up|ready)\b|\bi'm (?:taking|swallowing) (?:them|it|all of them)\b",
         ),
-        (
-            "imminent",
-            (
-                r"\b" + _MEANS + r"\b",
-                r"\b(?:ready|lined up|counted|in front of me|on my desk|tied|loaded|taped|bought|in my lap|in my hand|step in front|going to (?:step|jump|take))\b",
-                r"\b(?:tonight|now|right now|at midnight|in (?:a few|\d+) minutes|taking them|standing on|doing it|next (?:train|express|one))\b",
-            ),
-        ),
-        (
-            "imminent",
-            (
-                _EDGE,
-                r"\b(?:going (?:over|to jump)|jump|step off|let go|not afraid|goodbye|in (?:a few|\d+) minutes|now|tonight)\b",
-            ),
-        ),
+        ("imminent", (r"\b" + _MEANS + r"\b", r"\b(?:ready|lined up|counted|in front of me|on my desk|tied|loaded|taped|bought|in my lap|in my hand|step in front|going to (?:step|jump|take))\b", r"\b(?:tonight|now|right now|at midnight|in (?:a few|\d+) minutes|taking them|standing on|doing it|next (?:train|express|one))\b")),
+        ("imminent", (_EDGE, r"\b(?:going (?:over|to jump)|jump|step off|let go|not afraid|goodbye|in (?:a few|\d+) minutes|now|tonight)\b")),
         # Passive ideation: wishing not to wake up, to vanish, life without a point.
         ("moderate", r"\b(?:not|never|don't|didn't|wouldn't) (?:have to )?wak(?:e|ing) up\b"),
         ("moderate", r"\bwish (?:i|i'd) (?:was|were|could be) (?:dead|gone|never born)\b"),
-        (
-            "moderate",
-            r"\b(?:just |could )?(?:disappear|vanish|stop existing|cease to exist)\b(?! (?:act|trick|from the (?:map|app|list)|for (?:a|the|an|two|three|\d+) (?:\w+ )?(?:day|week|month|weekend|year|while|bit|hour)s?))",
-        ),
-        (
-            "moderate",
-            r"\b(?:no|don't see the|what's the|there's no|lost the|see no) point (?:in |of )?(?:living|life|being alive|being here|going on|anything|any of (?:it|this)|it all|existing|me)\b",
-        ),
+        ("moderate", r"\b(?:just |could )?(?:disappear|vanish|stop existing|cease to exist)\b(?! (?:act|trick|from the (?:map|app|list)|for (?:a|the|an|two|three|\d+) (?:\w+ )?(?:day|week|month|weekend|year|while|bit|hour)s?))"),
+        ("moderate", r"\b(?:no|don't see the|what's the|there's no|lost the|see no) point (?:in |of )?(?:living|life|being alive|being here|going on|anything|any of (?:it|this)|it all|existing|me)\b"),
         ("moderate", r"\btired of (?:being (?:alive|here)|living|life|existing|waking up)\b"),
-        (
-            "moderate",
-            r"\b(?:wouldn't|won't|would not|don't think i'd|wouldn't even) (?:really )?mind (?:if (?:i|a|something|someone)|dying|being dead|not waking)\b",
-        ),
+        ("moderate", r"\b(?:wouldn't|won't|would not|don't think i'd|wouldn't even) (?:really )?mind (?:if (?:i|a|something|someone)|dying|being dead|not waking)\b"),
         ("moderate", r"\bif (?:a|some) (?:\w+ ){0,2}(?:hit|killed|ran over) me\b"),
-        (
-            "moderate",
-            r"\b(?:be|are|is|would be) (?:fine|better|happier|okay|ok|relieved) without me\b",
-        ),
-        (
-            "moderate",
-            r"\b(?:life|living|everything|my life|it all) (?:is|feels|seems) (?:so |completely )?(?:pointless|meaningless|not worth (?:it|living)|hopeless)\b",
-        ),
-        (
-            "moderate",
-            r"\b(?:don't|do not) want to (?:be here|exist|wake up|go on|be alive) any ?more\b|\bdon't want to exist\b",
-        ),
-        (
-            "moderate",
-            r"\b(?:can't|cannot) (?:do|take|handle|keep doing) (?:this|it|life|any of this) any ?more\b",
-        ),
-        (
-            "moderate",
-            r"\b(?:burden (?:to|on|for) (?:everyone|my family|them|you|everybody|my \w+))\b",
-        ),
+        ("moderate", r"\b(?:be|are|is|would be) (?:fine|better|happier|okay|ok|relieved) without me\b"),
+        ("moderate", r"\b(?:life|living|everything|my life|it all) (?:is|feels|seems) (?:so |completely )?(?:pointless|meaningless|not worth (?:it|living)|hopeless)\b"),
+        ("moderate", r"\b(?:don't|do not) want to (?:be here|exist|wake up|go on|be alive) any ?more\b|\bdon't want to exist\b"),
+        ("moderate", r"\b(?:can't|cannot) (?:do|take|handle|keep doing) (?:this|it|life|any of this) any ?more\b"),
+        ("moderate", r"\b(?:burden (?:to|on|for) (?:everyone|my family|them|you|everybody|my \w+))\b"),
         ("moderate", r"\bgive up on (?:life|living|everything|myself)\b|\bgiving up on life\b"),
-        (
-            "moderate",
-            r"\bdon't know how (?:much )?(?:long|longer) i can (?:keep going|hold on|do this|last)\b",
-        ),
-        (
-            "moderate",
-            (
-                r"\b(?:dead|gone|not here|not around)\b",
-                r"\b(?:nobody|no one|who) would (?:even )?(?:notice|care|miss me)\b",
-            ),
-        ),
+        ("moderate", r"\bdon't know how (?:much )?(?:long|longer) i can (?:keep going|hold on|do this|last)\b"),
+        ("moderate", (r"\b(?:dead|gone|not here|not around)\b", r"\b(?:nobody|no one|who) would (?:even )?(?:notice|care|miss me)\b")),
         # Euphemisms of dying.
-        (
-            "high",
-            r"\b(?:go to |fall )?sleep forever\b|\bpermanent(?:ly)? (?:nap|sleep|solution|exit)\b|\bfinal exit\b|\beasy way out\b",
-        ),
-        (
-            "high",
-            r"\b(?:delete|yeet|erase) myself\b|\blog off (?:forever|for good|permanently)\b|\b(?:go away|disappear|leave) (?:forever|for good|permanently)\b",
-        ),
-        (
-            "high",
-            r"\bjoin (?:my (?:\w+ ){0,2}(?:mom|mum|dad|grandma|grandpa|nan|brother|sister|husband|wife|son|daughter))\b(?! (?:for|at|in the|on))",
-        ),
-        (
-            "high",
-            r"\b(?:rope|noose|bridge|ledge|pills?) (?:is|are|looks?|seems?) (?:calling|ready|tempting|waiting)\b",
-        ),
+        ("high", r"\b(?:go to |fall )?sleep forever\b|\bpermanent(?:ly)? (?:nap|sleep|solution|exit)\b|\bfinal exit\b|\beasy way out\b"),
+        ("high", r"\b(?:delete|yeet|erase) myself\b|\blog off (?:forever|for good|permanently)\b|\b(?:go away|disappear|leave) (?:forever|for good|permanently)\b"),
+        ("high", r"\bjoin (?:my (?:\w+ ){0,2}(?:mom|mum|dad|grandma|grandpa|nan|brother|sister|husband|wife|son|daughter))\b(?! (?:for|at|in the|on))"),
+        ("high", r"\b(?:rope|noose|bridge|ledge|pills?) (?:is|are|looks?|seems?) (?:calling|ready|tempting|waiting)\b"),
         # Active ideation with a misspelled or euphemised object.
-        (
-            "high",
-            r"\b(?:want|need|going|plan(?:ning)?|thinking about|think about|thought about|ready) (?:to )?(?:kill myself|suicide|end it all|end my life|die)\b",
-        ),
-        (
-            "high",
-            (
-                r"\bsuicid\w*",
-                r"\b(?:pills? (?:saved|ready|stocked)|saved up|stockpil\w*|rope|bought|researched|looked up|methods?|how to)\b",
-            ),
-        ),
-        (
-            "high",
-            (
-                r"\b(?:thinking|think|thought) (?:about|of) suicide\b",
-                r"\b(?:lately|a lot|every day|all the time|again|constantly|recently)\b",
-            ),
-        ),
+        ("high", r"\b(?:want|need|going|plan(?:ning)?|thinking about|think about|thought about|ready) (?:to )?(?:kill myself|suicide|end it all|end my life|die)\b"),
+        ("high", (r"\bsuicid\w*", r"\b(?:pills? (?:saved|ready|stocked)|saved up|stockpil\w*|rope|bought|researched|looked up|methods?|how to)\b")),
+        ("high", (r"\b(?:thinking|think|thought) (?:about|of) suicide\b", r"\b(?:lately|a lot|every day|all the time|again|constantly|recently)\b")),
         # Farewell acts: a strong finality cue, or a care request plus a finality cue.
         ("high", _FINAL),
-        (
-            "high",
-            (
-                _CARE_FOR_ME,
-                r"\b(?:won't|can't|not going to|never) (?:be (?:able|around|here)|see)|\bafter (?:this|today|tonight)|\bfor good\b|\bfault\b|\bdon't be sad\b|\bgoodbye\b|\blove you\b",
-            ),
-        ),
+        ("high", (_CARE_FOR_ME, r"\b(?:won't|can't|not going to|never) (?:be (?:able|around|here)|see)|\bafter (?:this|today|tonight)|\bfor good\b|\bfault\b|\bdon't be sad\b|\bgoodbye\b|\blove you\b")),
         ("imminent", (_FINAL, _TIME)),
         ("imminent", (_CARE_FOR_ME, r"\bwon't be (?:around|here)\b", _TIME)),
         # Psychosis: voices or beings commanding death or harm to self.
-        (
-            "high",
-            r"\b(?:voices?|god|the devil|demons?|they|someone|it) (?:\w+ ){0,3}(?:tell|telling|told|say|says|saying|command\w*|order\w*|want|wants)\w* (?:me|i) (?:to|must|should|have to|need to) (?:die|kill myself|jump|cut|hurt myself|end)\b",
-        ),
-        (
-            "high",
-            r"\bi (?:must|have to|need to) (?:die|kill myself|sacrifice myself) (?:to|so|for)\b",
-        ),
+        ("high", r"\b(?:voices?|god|the devil|demons?|they|someone|it) (?:\w+ ){0,3}(?:tell|telling|told|say|says|saying|command\w*|order\w*|want|wants)\w* (?:me|i) (?:to|must|should|have to|need to) (?:die|kill myself|jump|cut|hurt myself|end)\b"),
+        ("high", r"\bi (?:must|have to|need to) (?:die|kill myself|sacrifice myself) (?:to|so|for)\b"),
     ),
     "self_harm": (
-        (
-            "high",
-            r"\b(?:fresh|new|deep|deeper|open) (?:cuts|burns|wounds|scratches)\b|\bcovered in (?:cuts|scars|burns)\b",
-        ),
-        (
-            "high",
-            r"\b(?:punch\w*|hit\w*|bang\w*|kick\w*) (?:the )?walls? (?:till|until)\b|\b(?:picked up|grabbed|got out|took out) (?:the|my|a) (?:blade|razor|knife|lighter|scissors)(?: again)?\b",
-        ),
-        (
-            "high",
-            (
-                r"\bonly (?:way|thing) (?:to|that) (?:feel|helps|makes me feel|calms)\b",
-                r"\b(?:cut|burn|hit|punch|scratch|bleed|blade|razor|hurt)\w*",
-            ),
-        ),
-        (
-            "high",
-            (
-                r"\bself harm\w*|\bcut(?:ting)? myself\b|\bburn(?:ed|ing)? myself\b|\bhurt(?:ing)? myself\b",
-                r"\b(?:again|tonight|today|this week|still|keep|every (?:day|night)|relapsed|last night|yesterday|long sleeves|hide|no one (?:asks|sees|knows))\b",
-            ),
-        ),
-        (
-            "high",
-            r"\b(?:relapsed|slipped up|broke my streak|started again|did it again|back to (?:cutting|burning|self harm))\b",
-        ),
-        (
-            "moderate",
-            (
-                r"\b(?:urges?|tempted|craving)\b",
-                r"\b(?:cut|cutting|self harm|blade|razor|hurt myself|burn)\w*",
-            ),
-        ),
-        (
-            "moderate",
-            (
-                r"\b(?:clean|free|stopped|quit) (?:for |since )",
-                r"\b(?:urges?|thoughts?|want(?:ing)? to) (?:\w+ ){0,3}(?:back|again|returning|stronger)\b",
-            ),
-        ),
+        ("high", r"\b(?:fresh|new|deep|deeper|open) (?:cuts|burns|wounds|scratches)\b|\bcovered in (?:cuts|scars|burns)\b"),
+        ("high", r"\b(?:punch\w*|hit\w*|bang\w*|kick\w*) (?:the )?walls? (?:till|until)\b|\b(?:picked up|grabbed|got out|took out) (?:the|my|a) (?:blade|razor|knife|lighter|scissors)(?: again)?\b"),
+        ("high", (r"\bonly (?:way|thing) (?:to|that) (?:feel|helps|makes me feel|calms)\b", r"\b(?:cut|burn|hit|punch|scratch|bleed|blade|razor|hurt)\w*")),
+        ("high", (r"\bself harm\w*|\bcut(?:ting)? myself\b|\bburn(?:ed|ing)? myself\b|\bhurt(?:ing)? myself\b", r"\b(?:again|tonight|today|this week|still|keep|every (?:day|night)|relapsed|last night|yesterday|long sleeves|hide|no one (?:asks|sees|knows))\b")),
+        ("high", r"\b(?:relapsed|slipped up|broke my streak|started again|did it again|back to (?:cutting|burning|self harm))\b"),
+        ("moderate", (r"\b(?:urges?|tempted|craving)\b", r"\b(?:cut|cutting|self harm|blade|razor|hurt myself|burn)\w*")),
+        ("moderate", (r"\b(?:clean|free|stopped|quit) (?:for |since )", r"\b(?:urges?|thoughts?|want(?:ing)? to) (?:\w+ ){0,3}(?:back|again|returning|stronger)\b")),
     ),
     "harm_to_others": (
         (
@@ -323,160 +163,52 @@ RULES: dict[str, tuple[tuple[str, str | tuple[str, ...]], ...]] = {
             _WILL
             + r" (?:\w+ ){0,3}(?:hurt|kill|stab|shoot|attack|beat up) (?:someone|somebody|people|everyone|everybody|them all)\b",
         ),
-        (
-            "high",
-            r"\b(?:thought|thoughts|urges?|images?|picture) (?:of|about) (?:dropping|hurting|shaking|smothering|drowning|stabbing|killing|throwing|hitting|suffocating|strangling) (?:him|her|them|my|the)\b",
-        ),
-        (
-            "high",
-            (
-                r"\b(?:chip|implant|transmitter|camera|signals?|messages?|voices?)\b",
-                r"\b(?:telling|tells|told|says|ordering|commanding|saying)\b",
-                r"\b(?:need to|have to|must|going to) (?:deal with|get rid of|stop|kill|hurt|punish|silence) (?:her|him|them)\b",
-            ),
-        ),
+        ("high", r"\b(?:thought|thoughts|urges?|images?|picture) (?:of|about) (?:dropping|hurting|shaking|smothering|drowning|stabbing|killing|throwing|hitting|suffocating|strangling) (?:him|her|them|my|the)\b"),
+        ("high", (r"\b(?:chip|implant|transmitter|camera|signals?|messages?|voices?)\b", r"\b(?:telling|tells|told|says|ordering|commanding|saying)\b", r"\b(?:need to|have to|must|going to) (?:deal with|get rid of|stop|kill|hurt|punish|silence) (?:her|him|them)\b")),
         # Intent or fear of harming a child or another person: "I'm scared I'll shake her".
         ("high", _WILL + r" (?:\w+ ){0,2}" + _HARM_VERB + r"\w* " + _HER + r"\b"),
-        (
-            "high",
-            (
-                r"\b" + _CHILD + r"\b",
-                r"\b(?:shake|shaking|smother|suffocate|throw|drop|hurt|hit)\w* (?:her|him|them|the baby|my baby)\b",
-                r"\b(?:swear|close|scared|afraid|can't stop|going to|about to|want to|might|could|snap)\b",
-            ),
-        ),
-        (
-            "high",
-            r"\b(?:he|she|they|you)(?:'s|'re| is| are| will|'ll) (?:going to |gonna )?(?:pay|regret it|be sorry)\b|\bmak(?:e|ing) (?:them|him|her|everyone|you|my \w+|that \w+) (?:all )?(?:pay|sorry|regret)\b",
-        ),
+        ("high", (r"\b" + _CHILD + r"\b", r"\b(?:shake|shaking|smother|suffocate|throw|drop|hurt|hit)\w* (?:her|him|them|the baby|my baby)\b", r"\b(?:swear|close|scared|afraid|can't stop|going to|about to|want to|might|could|snap)\b")),
+        ("high", r"\b(?:he|she|they|you)(?:'s|'re| is| are| will|'ll) (?:going to |gonna )?(?:pay|regret it|be sorry)\b|\bmak(?:e|ing) (?:them|him|her|everyone|you|my \w+|that \w+) (?:all )?(?:pay|sorry|regret)\b"),
         (
             "high",
             r"\b(?:bring|bringing|take|taking|get|got|grab\w*|carry\w*)\s+(?:a|my|my dad's|my \w+'s|his|the|a loaded)\s+"
             + _WEAPON
             + r"\b(?:(?:\s+\w+){0,3}\s+(?:to|into|at)\s+(?:work|school|the office|his|her|their|class|church)\b|\s+in\b)",
         ),
-        (
-            "high",
-            (
-                r"\bi know (?:where|which \w+|when|what time) (?:he|she|they) (?:lives?|works?|sleeps?|takes?|leaves?|gets?|finish\w*|goes)\b",
-                r"\b(?:pay|sorry|done talking|get (?:him|her|them)|make|hurt|kill|deserve)\b",
-            ),
-        ),
-        (
-            "high",
-            (
-                r"\b(?:voices?|god|the devil|demons?|they) (?:\w+ ){0,3}(?:tell|telling|told|say|says|command\w*|want)\w* me to (?:hurt|kill|attack|stab|punish)\b",
-                r"\b(?:him|her|them|my \w+|everyone|people)\b",
-            ),
-        ),
-        (
-            "high",
-            (
-                r"\b(?:voices?|they|someone|people|my \w+) (?:\w+ ){0,3}(?:poisoning|spying on|watching|following|tracking|controlling|after) me\b",
-                r"\b(?:have to|must|need to|going to|will) (?:stop|get|kill|hurt|deal with|take care of|attack) (?:him|her|them)\b",
-            ),
-        ),
-        (
-            "high",
-            (
-                r"\b(?:imposter|impostor|replaced|not really (?:my|her|him)|fake|possessed|a demon|a robot)\b",
-                r"\b(?:hurt|kill|stop (?:her|him)|get rid of|attack)\b",
-            ),
-        ),
+        ("high", (r"\bi know (?:where|which \w+|when|what time) (?:he|she|they) (?:lives?|works?|sleeps?|takes?|leaves?|gets?|finish\w*|goes)\b", r"\b(?:pay|sorry|done talking|get (?:him|her|them)|make|hurt|kill|deserve)\b")),
+        ("high", (r"\b(?:voices?|god|the devil|demons?|they) (?:\w+ ){0,3}(?:tell|telling|told|say|says|command\w*|want)\w* me to (?:hurt|kill|attack|stab|punish)\b", r"\b(?:him|her|them|my \w+|everyone|people)\b")),
+        ("high", (r"\b(?:voices?|they|someone|people|my \w+) (?:\w+ ){0,3}(?:poisoning|spying on|watching|following|tracking|controlling|after) me\b", r"\b(?:have to|must|need to|going to|will) (?:stop|get|kill|hurt|deal with|take care of|attack) (?:him|her|them)\b")),
+        ("high", (r"\b(?:imposter|impostor|replaced|not really (?:my|her|him)|fake|possessed|a demon|a robot)\b", r"\b(?:hurt|kill|stop (?:her|him)|get rid of|attack)\b")),
     ),
     "abuse": (
-        (
-            "high",
-            (
-                "@sentence",
-                r"\b" + _CHILD + r"s?\b",
-                r"\b(?:alone|by (?:him|her|them)sel(?:f|ves)|on (?:his|her|their) own|unsupervised|nobody (?:came|looking|cares|home)|no one (?:came|home|looking))\b",
-                r"\b(?:at (?:\d+ ?am|night)|all night|for (?:hours|days)|again|street|road|outside|wandering|crying)\b",
-            ),
-        ),
-        (
-            "high",
-            r"\blocked me (?:in|out)\b|\b(?:he|she|they)(?:'ll| will| would|'d) use (?:the|a|his|her) (?:knife|gun|belt|bat)\b",
-        ),
-        (
-            "high",
-            r"\b(?:showed|shows|show|showing) (?:her|him|me|them) (?:his|her) (?:private parts|privates|genitals|penis)\b|\bprivate parts\b",
-        ),
-        (
-            "high",
-            r"\b(?:throws|threw|throwing) (?:things|stuff|plates|\w+) at me\b|\b(?:cut|stabbed|burned|burns|burnt|scalded) me\b(?! (?:off|some slack|a deal))",
-        ),
-        (
-            "high",
-            r"\b(?:he|she|they)(?:'ll| will| would|'d| is going to|'s going to) (?:\w+ ){0,4}kill me\b",
-        ),
-        (
-            "high",
-            r"\b(?:forces?|forced|makes|made|pressur\w+) me (?:to )?(?:have sex|do (?:sexual )?things|touch|sleep with)\b|\braped? me\b|\b(?:was|got|been) raped\b",
-        ),
-        (
-            "high",
-            r"\b(?:comes?|came|gets?) (?:into|in) (?:my|our) (?:room|bed)\b|\b(?:touches|touched|touching) me\b|\bdoes things (?:to me )?(?:i|that i) (?:don't|didn't) want\b",
-        ),
-        (
-            "high",
-            r"\b(?:told|tells) me (?:it's|to keep it) (?:our|a) secret\b|\bdon't tell (?:my|anyone)\b.{0,40}\b(?:he|she)\b",
-        ),
+        ("high", ("@sentence", r"\b" + _CHILD + r"s?\b", r"\b(?:alone|by (?:him|her|them)sel(?:f|ves)|on (?:his|her|their) own|unsupervised|nobody (?:came|looking|cares|home)|no one (?:came|home|looking))\b", r"\b(?:at (?:\d+ ?am|night)|all night|for (?:hours|days)|again|street|road|outside|wandering|crying)\b")),
+        ("high", r"\blocked me (?:in|out)\b|\b(?:he|she|they)(?:'ll| will| would|'d) use (?:the|a|his|her) (?:knife|gun|belt|bat)\b"),
+        ("high", r"\b(?:showed|shows|show|showing) (?:her|him|me|them) (?:his|her) (?:private parts|privates|genitals|penis)\b|\bprivate parts\b"),
+        ("high", r"\b(?:throws|threw|throwing) (?:things|stuff|plates|\w+) at me\b|\b(?:cut|stabbed|burned|burns|burnt|scalded) me\b(?! (?:off|some slack|a deal))"),
+        ("high", r"\b(?:he|she|they)(?:'ll| will| would|'d| is going to|'s going to) (?:\w+ ){0,4}kill me\b"),
+        ("high", r"\b(?:forces?|forced|makes|made|pressur\w+) me (?:to )?(?:have sex|do (?:sexual )?things|touch|sleep with)\b|\braped? me\b|\b(?:was|got|been) raped\b"),
+        ("high", r"\b(?:comes?|came|gets?) (?:into|in) (?:my|our) (?:room|bed)\b|\b(?:touches|touched|touching) me\b|\bdoes things (?:to me )?(?:i|that i) (?:don't|didn't) want\b"),
+        ("high", r"\b(?:told|tells) me (?:it's|to keep it) (?:our|a) secret\b|\bdon't tell (?:my|anyone)\b.{0,40}\b(?:he|she)\b"),
         (
             "high",
             r"\b(?:"
             + _CHILD
             + r")s? (?:\w+ ){0,4}(?:(?:been )?left (?:alone|on their own|by themselves)|haven't eaten|not been fed|no food|locked (?:in|out)|screaming for help)\b",
         ),
-        (
-            "high",
-            r"\b(?:hits|beats|kicks|burns|chokes|starves|locks|whips|slaps|punches|hitting|beating) (?:the|his|her|their|my|our) (?:\w+ )?(?:kids?|children|son|daughter|baby|toddler|little one|sister|brother|siblings?)\b",
-        ),
-        (
-            "high",
-            (
-                r"\b" + _CHILD + r"s?\b",
-                r"\b(?:bruises|burns|welts|black eye|broken arm|injuries)\b|\blocks? (?:him|her|them) (?:on|in|out)\b|\bwith (?:a|the) (?:belt|stick|cane|hanger|cord)\b",
-            ),
-        ),
-        (
-            "high",
-            r"\b(?:chokes?|choked|strangle[sd]?|hits?|beats?|kicked|punched|slapped|shoved|threw) me\b(?! (?:out|a |an |the |off|up))|\bthreaten\w* to kill me\b|\bwon't let me (?:leave|eat|see|go)\b",
-        ),
+        ("high", r"\b(?:hits|beats|kicks|burns|chokes|starves|locks|whips|slaps|punches|hitting|beating) (?:the|his|her|their|my|our) (?:\w+ )?(?:kids?|children|son|daughter|baby|toddler|little one|sister|brother|siblings?)\b"),
+        ("high", (r"\b" + _CHILD + r"s?\b", r"\b(?:bruises|burns|welts|black eye|broken arm|injuries)\b|\blocks? (?:him|her|them) (?:on|in|out)\b|\bwith (?:a|the) (?:belt|stick|cane|hanger|cord)\b")),
+        ("high", r"\b(?:chokes?|choked|strangle[sd]?|hits?|beats?|kicked|punched|slapped|shoved|threw) me\b(?! (?:out|a |an |the |off|up))|\bthreaten\w* to kill me\b|\bwon't let me (?:leave|eat|see|go)\b"),
     ),
     "medical_emergency": (
-        (
-            "high",
-            (
-                r"\b(?:haven't|not|didn't|no) (?:had|eaten|drunk|eat|drink)? ?(?:\w+ ){0,3}(?:food|water|anything) (?:in|for) (?:\d+|two|three|four|five|several) days\b",
-                r"\b(?:barely (?:stand|walk|move)|can't stand|dizzy|shaking|heart|faint\w*|black\w* out)\b",
-            ),
-        ),
+        ("high", (r"\b(?:haven't|not|didn't|no) (?:had|eaten|drunk|eat|drink)? ?(?:\w+ ){0,3}(?:food|water|anything) (?:in|for) (?:\d+|two|three|four|five|several) days\b", r"\b(?:barely (?:stand|walk|move)|can't stand|dizzy|shaking|heart|faint\w*|black\w* out)\b")),
         # An overdose already taken, subject dropped or not.
-        (
-            "imminent",
-            r"(?:^|[.!?,;] |\bi(?:'ve| have)? (?:just |already )?)(?:just |already )?(?:swallowed|took|taken|had|ate|eaten|downed|necked|drank|chugged|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|medication|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle|antidepressants|xanax|valium|benzos|oxy\w*|codeine|aspirin|advil|lithium|seroquel|sertraline|prozac|zoloft|melatonin|benadryl|painkillers|diazepam)\b|\bi (?:just |already )?overdosed\b",
-        ),
-        (
-            "high",
-            (
-                r"\b(?:faint(?:ed|ing)?|pass(?:ed|ing) out|black(?:ed|ing)? out|collaps\w*|heart (?:\w+ ){0,3}(?:weird|racing|skipping|flutter\w*|irregular|pounding|stopping)|chest pain)\b",
-                _ED,
-            ),
-        ),
-        (
-            "high",
-            (
-                r"\b(?:blood|bleeding|bloody)\b",
-                r"\b(?:throw(?:ing)? up|threw up|vomit\w*|purg\w*)\b",
-            ),
-        ),
-        (
-            "high",
-            r"\b(?:purg\w*|throw(?:ing)? up|make myself (?:sick|throw up)) (?:\d+|several|many|multiple|four|five|six|like \d+) times (?:a|per|every) day\b|\bpurge (?:\d+ or \d+|\d+) times\b",
-        ),
+        ("imminent", r"(?:^|[.!?,;] |\bi(?:'ve| have)? (?:just |already )?)(?:just |already )?(?:swallowed|took|taken|had|ate|eaten|downed|necked|drank|chugged|overdosed on|od'd on) (?:\w+ ){0,3}(?:whole|all|entire|every|everything|\d{2,}|handful|bottle|packet|pack|box|strip|lot) (?:\w+ ){0,4}(?:pills|tablets|meds|medicine|medication|paracetamol|tylenol|ibuprofen|insulin|sleeping|cabinet|cupboard|box|packet|bottle|antidepressants|xanax|valium|benzos|oxy\w*|codeine|aspirin|advil|lithium|seroquel|sertraline|prozac|zoloft|melatonin|benadryl|painkillers|diazepam)\b|\bi (?:just |already )?overdosed\b"),
+        ("high", (r"\b(?:faint(?:ed|ing)?|pass(?:ed|ing) out|black(?:ed|ing)? out|collaps\w*|heart (?:\w+ ){0,3}(?:weird|racing|skipping|flutter\w*|irregular|pounding|stopping)|chest pain)\b", _ED)),
+        ("high", (r"\b(?:blood|bleeding|bloody)\b", r"\b(?:throw(?:ing)? up|threw up|vomit\w*|purg\w*)\b")),
+        ("high", r"\b(?:purg\w*|throw(?:ing)? up|make myself (?:sick|throw up)) (?:\d+|several|many|multiple|four|five|six|like \d+) times (?:a|per|every) day\b|\bpurge (?:\d+ or \d+|\d+) times\b"),
     ),
 }
+# fmt: on
 
 # Frames that make the topic present but nobody in the chat at risk now: each is
 # (patterns that must all match, a pattern that blocks the frame); a frame caps the level
