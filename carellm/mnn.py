@@ -46,6 +46,7 @@ SPEECH_NOTE = (
 )
 REPORT_NOTE = "emotion report is the keyword fallback: MNN exposes no prefill to score it on"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")  # Qwen chat turn end and end of text
+NOT_LOADED = -1  # MNN.llm.LlmStatus.NOT_LOADED: load() failed (MNN prints why)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,11 @@ class MnnEngine:
             self.llm.load()
         except Exception as e:  # the C++ side raises nothing typed
             raise ModelLoadError(f"MNN could not load {config} ({e}); re-export it") from e
+        if self.llm._c_obj.get_context().get("status") == NOT_LOADED:  # MNN only prints why
+            raise ModelLoadError(
+                f"MNN could not load {config} (its messages above say why; e.g. llm_config.json "
+                "says has_talker but the export has no talker): fix or re-export it"
+            )
         self.lock = threading.Lock()
         self.stop_ids = self._stop_ids()
         self.info = MnnInfo(
@@ -213,11 +219,11 @@ class MnnSession(Conversation):
         tags, images, audios = "", [], []
         if prepared.image is not None:
             rgb = np.asarray(prepared.image.convert("RGB"), dtype=np.uint8)
-            bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # MNN.cv.imread's layout
-            images.append({"data": bgr, "height": bgr.shape[0], "width": bgr.shape[1]})
+            bgr = _var(rgb[:, :, ::-1], "uint8")  # HWC BGR, as MNN.cv.imread returns
+            images.append({"data": bgr, "height": rgb.shape[0], "width": rgb.shape[1]})
             tags += "<img>image_0</img>"
         for i, chunk in enumerate(prepared.audio):
-            audios.append({"waveform": np.ascontiguousarray(chunk, dtype=np.float32)})
+            audios.append({"waveform": _var(chunk, "float32")})  # 16 kHz mono
             tags += f"<audio>audio_{i}</audio>"
         text = self.engine.llm.apply_chat_template(self._messages(tags + prepared.text))
         if not images and not audios:
@@ -276,7 +282,6 @@ class _MnnTurn:
         self.timings["decode"] = time.perf_counter() - t1
 
     def events(self) -> Iterator[object]:
-        from carellm.assessment import escalation_for
         from carellm.reply import EscalationDelta, Final, Reply, TextDelta
 
         pieces: list[str] = []
@@ -286,7 +291,7 @@ class _MnnTurn:
                     pieces.append(piece)
                     yield TextDelta(piece)
         model_text = "".join(pieces).strip()
-        escalation = escalation_for(self.safety, self.session.options.region)
+        escalation = _escalation(self.safety, self.session.options.region)
         text = model_text
         if escalation:
             yield EscalationDelta("\n\n" + escalation)
@@ -301,6 +306,23 @@ class _MnnTurn:
             escalated=bool(escalation), notes=tuple(notes),
         )  # fmt: skip
         yield Final(self.reply)
+
+
+def _escalation(assessment, region: str | None) -> str:
+    """`carellm.assessment.escalation_for`'s rule (high or imminent: hotlines appended),
+    without importing it: that module pulls in torch, which an edge install lacks."""
+    if not safety.level_at_least(assessment.level, "high"):
+        return ""
+    return safety.escalation_message(assessment, region=region)
+
+
+def _var(array: np.ndarray, dtype: str):
+    """An MNN expression constant: MNN 3.6.1 crashes on a raw NumPy uint8 image."""
+    import MNN.expr as F
+
+    data = np.ascontiguousarray(array, dtype=dtype)
+    kind = F.uint8 if dtype == "uint8" else F.float
+    return F.const(data, list(data.shape), F.NHWC, kind)
 
 
 def _decode(llm, token: int) -> str:
