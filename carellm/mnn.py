@@ -15,12 +15,13 @@ re-sent in full each turn; their media is not re-encoded), the crisis rules and
 escalation on the user's text, and the emotion report, which is
 `carellm.emotion.fallback_report` (source "fallback": MNN exposes no prefill to score the
 report on). Decoding is greedy, token by token through ``Llm.forward``, so ``stream``
-yields a `TextDelta` per token; MNN's own sampler runs only inside ``Llm.response``, which
-returns the whole text at once.
+yields a `TextDelta` per token (one ending inside a UTF-8 character waits for the rest);
+MNN's own sampler runs only inside ``Llm.response``, which returns the whole text at once.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import threading
@@ -231,7 +232,7 @@ class MnnSession(Conversation):
         return {"text": text, "images": images, "audios": audios}
 
     def stream(self, turn, report: bool = True) -> Iterator[object]:
-        """Yield Assessment, TextDelta events (one per token), then Final(reply)."""
+        """Yield Assessment, TextDelta events (about one per token), then Final(reply)."""
         from carellm.reply import Assessment
         from carellm.turn import prepare
 
@@ -270,6 +271,7 @@ class _MnnTurn:
         logits = llm.forward(ids)
         self.timings["prefill"] = time.perf_counter() - t0
         t1 = time.perf_counter()
+        text = _TokenText(llm)
         for _ in range(opts.max_new_tokens):
             if logits is None:
                 raise ModelLoadError("MNN returned no logits; check the export with llm_demo")
@@ -277,8 +279,9 @@ class _MnnTurn:
             token = int(scores.reshape(-1, scores.shape[-1])[-1].argmax())
             if token in engine.stop_ids:
                 break
-            yield _decode(llm, token)
+            yield text.add(token)
             logits = llm.forward([token])
+        yield text.flush()
         self.timings["decode"] = time.perf_counter() - t1
 
     def events(self) -> Iterator[object]:
@@ -325,10 +328,21 @@ def _var(array: np.ndarray, dtype: str):
     return F.const(data, list(data.shape), F.NHWC, kind)
 
 
-def _decode(llm, token: int) -> str:
-    """One token's text; "" for a token that ends inside a UTF-8 character."""
-    try:
-        return llm.tokenizer_decode(token)
-    except UnicodeDecodeError:
-        logger.debug("token %d is part of a UTF-8 character; not shown", token)
-        return ""
+class _TokenText:
+    """Text of the tokens so far, a token at a time: a token can end inside a UTF-8
+    character (Chinese often does), which MNN's ``tokenizer_decode`` cannot return as a
+    str; its raw bytes ride on the UnicodeDecodeError and are held until complete."""
+
+    def __init__(self, llm):
+        self.llm = llm
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def add(self, token: int) -> str:
+        try:
+            raw = self.llm.tokenizer_decode(token).encode("utf-8")
+        except UnicodeDecodeError as e:
+            raw = e.object
+        return self.utf8.decode(raw)
+
+    def flush(self) -> str:
+        return self.utf8.decode(b"", final=True)

@@ -239,3 +239,19 @@ def test_an_mnn_turn_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_tokens_split_inside_a_character_are_joined(mnn_engine):
+    from carellm.mnn import _TokenText
+
+    sentence = "我很难过，睡不着"
+    ids = mnn_engine.encode(sentence)
+    split = 0
+    for token in ids:  # the tiny vocabulary cuts these characters into byte tokens
+        try:
+            mnn_engine.llm.tokenizer_decode(token)
+        except UnicodeDecodeError:
+            split += 1
+    assert split > 0
+    text = _TokenText(mnn_engine.llm)
+    assert "".join(text.add(t) for t in ids) + text.flush() == sentence
