@@ -15,12 +15,13 @@ re-sent in full each turn; their media is not re-encoded), the crisis rules and
 escalation on the user's text, and the emotion report, which is
 `carellm.emotion.fallback_report` (source "fallback": MNN exposes no prefill to score the
 report on). Decoding is greedy, token by token through ``Llm.forward``, so ``stream``
-yields a `TextDelta` per token; MNN's own sampler runs only inside ``Llm.response``, which
-returns the whole text at once.
+yields a `TextDelta` per token (one ending inside a UTF-8 character waits for the rest);
+MNN's own sampler runs only inside ``Llm.response``, which returns the whole text at once.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import threading
@@ -46,6 +47,7 @@ SPEECH_NOTE = (
 )
 REPORT_NOTE = "emotion report is the keyword fallback: MNN exposes no prefill to score it on"
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>")  # Qwen chat turn end and end of text
+NOT_LOADED = -1  # MNN.llm.LlmStatus.NOT_LOADED: load() failed (MNN prints why)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,11 @@ class MnnEngine:
             self.llm.load()
         except Exception as e:  # the C++ side raises nothing typed
             raise ModelLoadError(f"MNN could not load {config} ({e}); re-export it") from e
+        if self.llm._c_obj.get_context().get("status") == NOT_LOADED:  # MNN only prints why
+            raise ModelLoadError(
+                f"MNN could not load {config} (its messages above say why; e.g. llm_config.json "
+                "says has_talker but the export has no talker): fix or re-export it"
+            )
         self.lock = threading.Lock()
         self.stop_ids = self._stop_ids()
         self.info = MnnInfo(
@@ -213,11 +220,11 @@ class MnnSession(Conversation):
         tags, images, audios = "", [], []
         if prepared.image is not None:
             rgb = np.asarray(prepared.image.convert("RGB"), dtype=np.uint8)
-            bgr = np.ascontiguousarray(rgb[:, :, ::-1])  # MNN.cv.imread's layout
-            images.append({"data": bgr, "height": bgr.shape[0], "width": bgr.shape[1]})
+            bgr = _var(rgb[:, :, ::-1], "uint8")  # HWC BGR, as MNN.cv.imread returns
+            images.append({"data": bgr, "height": rgb.shape[0], "width": rgb.shape[1]})
             tags += "<img>image_0</img>"
         for i, chunk in enumerate(prepared.audio):
-            audios.append({"waveform": np.ascontiguousarray(chunk, dtype=np.float32)})
+            audios.append({"waveform": _var(chunk, "float32")})  # 16 kHz mono
             tags += f"<audio>audio_{i}</audio>"
         text = self.engine.llm.apply_chat_template(self._messages(tags + prepared.text))
         if not images and not audios:
@@ -225,7 +232,7 @@ class MnnSession(Conversation):
         return {"text": text, "images": images, "audios": audios}
 
     def stream(self, turn, report: bool = True) -> Iterator[object]:
-        """Yield Assessment, TextDelta events (one per token), then Final(reply)."""
+        """Yield Assessment, TextDelta events (about one per token), then Final(reply)."""
         from carellm.reply import Assessment
         from carellm.turn import prepare
 
@@ -264,6 +271,7 @@ class _MnnTurn:
         logits = llm.forward(ids)
         self.timings["prefill"] = time.perf_counter() - t0
         t1 = time.perf_counter()
+        text = _TokenText(llm)
         for _ in range(opts.max_new_tokens):
             if logits is None:
                 raise ModelLoadError("MNN returned no logits; check the export with llm_demo")
@@ -271,12 +279,12 @@ class _MnnTurn:
             token = int(scores.reshape(-1, scores.shape[-1])[-1].argmax())
             if token in engine.stop_ids:
                 break
-            yield _decode(llm, token)
+            yield text.add(token)
             logits = llm.forward([token])
+        yield text.flush()
         self.timings["decode"] = time.perf_counter() - t1
 
     def events(self) -> Iterator[object]:
-        from carellm.assessment import escalation_for
         from carellm.reply import EscalationDelta, Final, Reply, TextDelta
 
         pieces: list[str] = []
@@ -286,7 +294,7 @@ class _MnnTurn:
                     pieces.append(piece)
                     yield TextDelta(piece)
         model_text = "".join(pieces).strip()
-        escalation = escalation_for(self.safety, self.session.options.region)
+        escalation = _escalation(self.safety, self.session.options.region)
         text = model_text
         if escalation:
             yield EscalationDelta("\n\n" + escalation)
@@ -303,10 +311,38 @@ class _MnnTurn:
         yield Final(self.reply)
 
 
-def _decode(llm, token: int) -> str:
-    """One token's text; "" for a token that ends inside a UTF-8 character."""
-    try:
-        return llm.tokenizer_decode(token)
-    except UnicodeDecodeError:
-        logger.debug("token %d is part of a UTF-8 character; not shown", token)
+def _escalation(assessment, region: str | None) -> str:
+    """`carellm.assessment.escalation_for`'s rule (high or imminent: hotlines appended),
+    without importing it: that module pulls in torch, which an edge install lacks."""
+    if not safety.level_at_least(assessment.level, "high"):
         return ""
+    return safety.escalation_message(assessment, region=region)
+
+
+def _var(array: np.ndarray, dtype: str):
+    """An MNN expression constant: MNN 3.6.1 crashes on a raw NumPy uint8 image."""
+    import MNN.expr as F
+
+    data = np.ascontiguousarray(array, dtype=dtype)
+    kind = F.uint8 if dtype == "uint8" else F.float
+    return F.const(data, list(data.shape), F.NHWC, kind)
+
+
+class _TokenText:
+    """Text of the tokens so far, a token at a time: a token can end inside a UTF-8
+    character (Chinese often does), which MNN's ``tokenizer_decode`` cannot return as a
+    str; its raw bytes ride on the UnicodeDecodeError and are held until complete."""
+
+    def __init__(self, llm):
+        self.llm = llm
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def add(self, token: int) -> str:
+        try:
+            raw = self.llm.tokenizer_decode(token).encode("utf-8")
+        except UnicodeDecodeError as e:
+            raw = e.object
+        return self.utf8.decode(raw)
+
+    def flush(self) -> str:
+        return self.utf8.decode(b"", final=True)

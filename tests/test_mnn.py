@@ -160,3 +160,98 @@ def test_export_modalities_read_from_files(tmp_path):
     (folder / "visual.mnn").write_bytes(b"")
     (folder / "audio.mnn").write_bytes(b"")
     assert export_modalities(folder / "config.json") == ("text", "image", "audio")
+
+
+# ------------------------------------------------------------------ the Omni export: image, audio
+
+OMNI = Path(__file__).parent / "assets" / "mnn_tiny_omni"
+
+
+@pytest.fixture(scope="module")
+def omni_engine():
+    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    from carellm.mnn import MnnEngine
+
+    return MnnEngine(str(OMNI / "config.json"), threads=1)
+
+
+def _tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+
+
+def test_omni_export_takes_image_and_audio(omni_engine, tmp_path):
+    from PIL import Image
+
+    assert omni_engine.info.modalities == ("text", "image", "audio")
+    image = tmp_path / "room.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((64, 80, 3)) * 255).astype(np.uint8)).save(image)
+    session = omni_engine.session(max_new_tokens=4)
+    llm = omni_engine.llm
+    session.respond(Turn(text="hello"))
+    assert llm._c_obj.get_context()["vision_us"] == 0
+    reply = session.respond(Turn(text="what is this?", image=str(image)))
+    assert llm._c_obj.get_context()["vision_us"] > 0  # the vision encoder ran
+    assert reply.emotion.source == "fallback" and reply.audio is None
+    reply = session.respond(Turn(text="listen", audio=(_tone(2.0), 16000)))
+    assert llm._c_obj.get_context()["audio_us"] > 0  # the audio encoder ran
+    assert [e.modality for e in reply.emotion.evidence] == ["text", "voice"]
+    assert len(session.history) == 3
+
+
+def test_omni_history_mentions_past_media_without_resending_it(omni_engine):
+    from carellm.turn import prepare
+
+    session = omni_engine.session(max_new_tokens=2)
+    session.respond(Turn(text="my voice", audio=(_tone(1.0), 16000)))
+    prompt = session._prompt(prepare(Turn(text="and now?")))
+    assert isinstance(prompt, str)  # no media in this turn: nothing re-encoded
+    assert "(The user sent audio, not shown again.) my voice" in prompt
+
+
+def test_export_whose_config_promises_a_talker_fails_to_load(tmp_path):
+    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    folder = tmp_path / "omni"
+    shutil.copytree(OMNI, folder)
+    llm_config = json.loads((folder / "llm_config.json").read_text())
+    llm_config["has_talker"] = True  # as llmexport writes it, but no talker was exported
+    (folder / "llm_config.json").write_text(json.dumps(llm_config))
+    with pytest.raises(ModelLoadError, match="has_talker"):
+        carellm.load(str(folder / "config.json"), backend="mnn")
+
+
+def test_an_mnn_turn_imports_no_torch():
+    """An edge install has MNN, not torch: MnnEngine and its turns stay torch-free."""
+    import subprocess
+
+    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    code = (
+        "import sys, numpy as np\n"
+        "from carellm.mnn import MnnEngine\n"
+        "from carellm import Turn\n"
+        f"e = MnnEngine({str(OMNI / 'config.json')!r}, threads=1)\n"
+        "tone = (0.3 * np.sin(np.arange(16000) / 10)).astype(np.float32)\n"
+        "r = e.session(max_new_tokens=2).respond(Turn(text='I want to die', audio=(tone, 16000)))\n"
+        "assert r.escalated, r.text\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_tokens_split_inside_a_character_are_joined(mnn_engine):
+    from carellm.mnn import _TokenText
+
+    sentence = "我很难过，睡不着"
+    ids = mnn_engine.encode(sentence)
+    split = 0
+    for token in ids:  # the tiny vocabulary cuts these characters into byte tokens
+        try:
+            mnn_engine.llm.tokenizer_decode(token)
+        except UnicodeDecodeError:
+            split += 1
+    assert split > 0
+    text = _TokenText(mnn_engine.llm)
+    assert "".join(text.add(t) for t in ids) + text.flush() == sentence
