@@ -41,6 +41,7 @@ def _turn_record(index: int, turn, reply, folder: Path) -> dict:
             "text": reply.text,
             "model_text": reply.model_text,
             "escalated": reply.escalated,
+            "transcript": reply.transcript,  # what the user said in this turn's audio
             "audio_file": reply_wav,
             "sample_rate": reply.sample_rate,
         },

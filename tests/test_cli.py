@@ -57,7 +57,11 @@ def test_tiny_then_chat_saves_spoken_replies(tmp_path, media_dir):
     assert len(wavs) == 2
     audio, rate = sf.read(wavs[0])
     assert rate == 24000 and len(audio) > 0
-    assert (tmp_path / "export" / "session.json").exists()
+    exported = json.loads((tmp_path / "export" / "session.json").read_text(encoding="utf-8"))
+    turns = exported["turns"]
+    assert turns[0]["reply"]["transcript"] is None  # a typed turn has nothing to transcribe
+    heard = turns[1]["reply"]["transcript"]
+    assert heard and f"[you said: {heard}]" in out.stdout  # the voice turn's transcript
 
 
 def test_chat_with_missing_model_is_one_line_error(tmp_path):

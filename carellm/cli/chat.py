@@ -98,6 +98,8 @@ def _handle_command(line: str, pending: dict, session, limits) -> bool:
 def _show_reply(reply, index: int, args, player) -> None:
     from carellm.media.audio import write_wav
 
+    if reply.transcript:
+        print(f"  [you said: {reply.transcript}]")
     if reply.emotion is not None:
         e = reply.emotion
         print(f"  [{e.emoji} {e.label_en}/{e.label_zh} {e.primary.score:.2f} · valence {e.valence:+.2f} "

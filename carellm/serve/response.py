@@ -42,6 +42,7 @@ def extension(reply, *, timings: dict, notes: list[str]) -> dict:
         "emotion": reply.emotion.to_dict() if reply.emotion is not None else None,
         "safety": reply.safety.to_dict() if reply.safety is not None else None,
         "escalated": reply.escalated,
+        "transcript": reply.transcript,  # what the user said aloud (voice/video turns)
         "model_text": reply.model_text,  # the reply before any escalation was added
         "timings": timings,
         "notes": notes,
