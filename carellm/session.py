@@ -8,6 +8,7 @@ model) leaves the conversation exactly as it was.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -103,13 +104,17 @@ class Session(Conversation):
         self._remember(prepared, reply, media_tokens)
 
     # -- the turn -----------------------------------------------------------------------
-    def stream(self, turn: Turn, report: bool = True) -> Iterator[object]:
+    def stream(
+        self, turn: Turn, report: bool = True, *, cancel: threading.Event | None = None
+    ) -> Iterator[object]:
         """Yield Assessment, TextDelta and AudioChunk events, then Final(reply).
 
         The model work runs in a worker thread that holds the engine lock (see
         `carellm.worker`), so any thread may resume, close or drop this generator.
         Closing or dropping it cancels the turn: the model is freed at its next step (a
-        reply token, a speech code) and the history is left unchanged.
+        reply token, a speech code) and the history is left unchanged. Setting
+        ``cancel`` does the same from any thread, even while a reader waits for the next
+        event (a server whose client went away).
         """
         clock = Stopwatch()
         t = time.perf_counter()
@@ -120,7 +125,7 @@ class Session(Conversation):
         clock.add("media", t)
         worker = TurnWorker(
             self.engine.lock, partial(self._run, prepared, report, clock, t),
-            on_queued=partial(clock.add, "queue"), points=stop_points(self.engine),
+            on_queued=partial(clock.add, "queue"), points=stop_points(self.engine), cancel=cancel,
         )  # fmt: skip
         try:
             while (item := worker.next()) is not None:

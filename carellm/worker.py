@@ -58,10 +58,11 @@ class TurnWorker:
     """
 
     def __init__(self, lock, work: Callable[[], Iterator[object]], on_queued: Callable,
-                 points: Sequence = ()):  # fmt: skip
+                 points: Sequence = (), cancel: threading.Event | None = None):  # fmt: skip
         """``on_queued(since)`` is called with the perf_counter time the wait began, once
-        the lock is taken (the session's Stopwatch records it as "queue")."""
-        self.cancel = threading.Event()
+        the lock is taken (the session's Stopwatch records it as "queue"). ``cancel``:
+        an Event to use as `cancel` (a new one by default)."""
+        self.cancel = cancel if cancel is not None else threading.Event()
         self._items: queue.SimpleQueue = queue.SimpleQueue()
         threading.Thread(
             target=self._main, args=(lock, work, on_queued, points), name="carellm-turn",
