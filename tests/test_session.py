@@ -514,7 +514,7 @@ def test_closing_mid_speech_stops_the_talker_at_its_next_step(engine):
 
 
 def test_a_turn_still_waiting_for_the_engine_gives_up_when_cancelled():
-    from carellm.worker import TurnWorker
+    from carellm.session import TurnWorker
 
     lock, ran = threading.Lock(), []
     with lock:  # another turn holds the model
