@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -71,9 +73,23 @@ def test_text_turn_has_reply_and_extension(client):
 
 
 def test_models_and_health(client, engine):
-    assert client.get("/health").json()["status"] == "ok"
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["model"] == engine.info.model  # the folder given
     models = client.get("/v1/models").json()
     assert models["data"][0]["id"] == engine.info.model
+
+
+def test_models_name_what_was_asked_for_not_the_cache_folder(tiny_path, tmp_path, monkeypatch):
+    import carellm
+
+    monkeypatch.setenv("CARELLM_CACHE", str(tmp_path))
+    (tmp_path / "tiny-seed0").symlink_to(tiny_path)  # where `--model tiny` keeps its build
+    engine = carellm.load("tiny", device="cpu", speech=False)
+    assert engine.info.model == str(tmp_path / "tiny-seed0")
+    with running(create_app(engine)) as url:
+        models = httpx.get(url + "/v1/models", timeout=30).json()
+        health = httpx.get(url + "/health", timeout=30).json()
+    assert [m["id"] for m in models["data"]] == ["tiny"] and health["model"] == "tiny"
 
 
 def test_audio_output_is_24khz_mono_wav(client):
@@ -183,7 +199,28 @@ def test_invalid_json_is_openai_error(client):
     r = client.post(
         "/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"}
     )
-    check_error(r, 400)
+    error = check_error(r, 400)
+    assert error["message"].startswith("request body is not valid JSON: Expecting property name")
+    assert error["param"] is None
+    r = client.post("/v1/chat/completions", json=[{"role": "user", "content": "hi"}])
+    error = check_error(r, 400)
+    assert "must be a JSON object" in error["message"] and error["param"] is None
+
+
+@pytest.mark.parametrize(
+    "extra, param, says",
+    [({"n": 2}, "n", "n=1"), ({"n": 0}, "n", "n=1"),
+     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools", "function calling")],
+)  # fmt: skip
+def test_unsupported_openai_features_are_refused(client, extra, param, says):
+    error = check_error(client.post("/v1/chat/completions", json={**user("hi"), **extra}), 400)
+    assert error["param"] == param and says in error["message"]
+
+
+def test_n_1_and_empty_tools_are_accepted(client):
+    r = client.post("/v1/chat/completions", json={**user("hi"), "n": 1, "tools": []})
+    assert r.status_code == 200, r.text
+    assert len(r.json()["choices"]) == 1
 
 
 def test_api_key(engine):
@@ -215,3 +252,80 @@ def test_serve_cli_refuses_before_loading(capsys):
 
     assert main(["serve", "--model", "/nonexistent", "--host", "0.0.0.0"]) == 2
     assert "--api-key" in capsys.readouterr().err
+
+
+def test_usage_counts_prompt_and_reply_tokens(client):
+    alone = client.post("/v1/chat/completions", json={**user("I feel tired."), "max_tokens": 5})
+    messages = [{"role": "user", "content": "I failed my exam."},
+                {"role": "assistant", "content": "That sounds hard. Tell me more."},
+                {"role": "user", "content": "I feel tired."}]  # fmt: skip
+    after = client.post(
+        "/v1/chat/completions", json={"messages": messages, "seed": 3, "max_tokens": 5}
+    )
+    usage, later = alone.json()["usage"], after.json()["usage"]
+    assert set(usage) == {"prompt_tokens", "completion_tokens", "total_tokens"}
+    assert 1 <= usage["completion_tokens"] <= 5
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert usage["prompt_tokens"] > 20  # the system prompt is read too
+    assert later["prompt_tokens"] > usage["prompt_tokens"] + 10  # and the replayed history
+
+
+def test_stream_usage_when_asked(client):
+    body = {**user("I feel tired."), "max_tokens": 5, "stream": True}
+    whole = client.post("/v1/chat/completions", json={**body, "stream": False}).json()
+    with client.stream("POST", "/v1/chat/completions", json=body) as r:
+        plain = sse_events(r)
+    asked = {**body, "stream_options": {"include_usage": True}}
+    with client.stream("POST", "/v1/chat/completions", json=asked) as r:
+        events = sse_events(r)
+    assert not any("usage" in e for e in plain[:-1])
+    assert events[-1] == "[DONE]" and events[-2]["choices"] == []
+    assert events[-2]["usage"] == whole["usage"]
+
+
+LONG = 2000  # reply tokens: far more than a turn whose client left gets to decode
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("when", ["after_first_chunk", "while_speaking"])
+def test_client_leaving_mid_stream_frees_the_model(engine, when):
+    """The client drops the connection; the next request is not held up by its turn."""
+    speaking, talker_steps, thinker_steps = threading.Event(), [], []
+
+    def talker_step(*args) -> None:  # returns None: the talker's inputs are left alone
+        talker_steps.append(1)
+        speaking.set()
+
+    hooks = [
+        engine.thinker.model.register_forward_hook(lambda *a: thinker_steps.append(1)),
+        engine.model.talker.register_forward_pre_hook(talker_step),
+    ]
+    max_new = {"after_first_chunk": LONG, "while_speaking": 24}[when]
+    app = create_app(engine, session_kwargs={"max_new_tokens": max_new})
+    body = {**user("Tell me everything about sleep."), "stream": True}
+    if when == "while_speaking":  # the reply is spoken after its last token
+        body |= {"modalities": ["text", "audio"]}
+    try:
+        with running(app) as url, httpx.Client(base_url=url, timeout=30) as http:
+            with http.stream("POST", "/v1/chat/completions", json=body) as r:
+                lines = r.iter_lines()  # kept: dropping the iterator would close the stream
+                first = next(line for line in lines if line.startswith("data: "))
+                if when == "while_speaking":
+                    assert speaking.wait(60), "the talker never ran"
+            # the response is closed: the connection drops mid-stream
+            assert json.loads(first.removeprefix("data: "))["object"] == "chat.completion.chunk"
+            start, steps = time.perf_counter(), (len(thinker_steps), len(talker_steps))
+            assert engine.lock.acquire(timeout=10), (
+                "the model is still busy 10 s after the client left"
+            )
+            engine.lock.release()
+            freed = time.perf_counter() - start
+            after = (len(thinker_steps) - steps[0], len(talker_steps) - steps[1])
+            r = http.post("/v1/chat/completions", json={**user("Hello?"), "max_tokens": 4})
+            assert r.status_code == 200, r.text
+            assert http.get("/health").json()["queue"]["active"] == 0
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert freed < 1.0
+    assert after[0] < LONG // 4 and after[1] <= 2  # the turn stopped where it was

@@ -493,9 +493,12 @@ def test_time_waiting_for_the_engine_is_reported_as_queue(engine):
 def test_closing_mid_speech_stops_the_talker_at_its_next_step(engine):
     session = new_session(engine)  # speech on: the reply is spoken after its last token
     speaking, steps = threading.Event(), []
-    hook = engine.model.talker.register_forward_pre_hook(
-        lambda *a: (steps.append(1), speaking.set())
-    )
+
+    def talker_step(*args) -> None:  # returns None: the talker's inputs are left alone
+        steps.append(1)
+        speaking.set()
+
+    hook = engine.model.talker.register_forward_pre_hook(talker_step)
     try:
         events = session.stream(Turn(text="Tell me everything."))
         assert isinstance(next(events), Assessment)
@@ -511,7 +514,7 @@ def test_closing_mid_speech_stops_the_talker_at_its_next_step(engine):
 
 
 def test_a_turn_still_waiting_for_the_engine_gives_up_when_cancelled():
-    from carellm.worker import TurnWorker
+    from carellm.session import TurnWorker
 
     lock, ran = threading.Lock(), []
     with lock:  # another turn holds the model

@@ -36,6 +36,13 @@ class AudioOutput(BaseModel):
     format: str = "wav"  # one of AUDIO_FORMATS
 
 
+class StreamOptions(BaseModel):
+    """OpenAI's ``stream_options`` request field."""
+
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False  # a last chunk (empty ``choices``) carries the token usage
+
+
 class ChatCompletionRequest(BaseModel):
     """The body of ``POST /v1/chat/completions``; unknown fields are ignored.
 
@@ -50,6 +57,9 @@ class ChatCompletionRequest(BaseModel):
     modalities: list[Literal["text", "audio"]] = ["text"]
     audio: AudioOutput | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = 1  # choices per request; only 1 is supported (see check_supported)
+    tools: list | None = None  # function calling; not supported (see check_supported)
     seed: int | None = None  # fixes the reply's sampling (same text streamed or not)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -57,6 +67,20 @@ class ChatCompletionRequest(BaseModel):
     report: bool = True  # score the emotion report (False: faster, emotion is null)
     language: Literal["zh", "en"] | None = None  # reply language; None follows the user
     region: str | None = None  # ISO country code for crisis resources ("US", "CN", "CA")
+
+
+def check_supported(req: ChatCompletionRequest) -> None:
+    """InputError for the OpenAI features this server does not offer."""
+    if req.n != 1:
+        raise InputError(
+            "n", f"n={req.n} is not supported: this server returns one choice per request; "
+            "send n=1 or leave it out (ask again for another reply)",
+        )  # fmt: skip
+    if req.tools:
+        raise InputError(
+            "tools", "tools (function calling) are not supported by this server; "
+            "leave 'tools' out and send plain chat messages",
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

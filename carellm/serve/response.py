@@ -57,6 +57,13 @@ def assessment_extension(emotion, safety) -> dict:
     }
 
 
+def usage(reply) -> dict:
+    """OpenAI's ``usage``: tokens the thinker read for the turn, and reply tokens."""
+    prompt, completion = reply.prompt_tokens, reply.completion_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}  # fmt: skip
+
+
 def completion(request_id: str, model: str, reply, *, audio_format: str | None, ext: dict) -> dict:
     """A ``chat.completion`` object; ``audio_format`` None means text was asked only.
 
@@ -77,7 +84,7 @@ def completion(request_id: str, model: str, reply, *, audio_format: str | None, 
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": None,
+        "usage": usage(reply),
         "carellm": ext,
     }
 
@@ -101,6 +108,12 @@ def chunk(
     if carellm is not None:
         body["carellm"] = carellm
     return body
+
+
+def usage_chunk(request_id: str, model: str, reply) -> dict:
+    """The chunk ``stream_options.include_usage`` asks for: no choices, the usage."""
+    return {"id": request_id, "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": [], "usage": usage(reply)}  # fmt: skip
 
 
 def audio_delta(audio_id: str, audio: np.ndarray, rate: int, fmt: str) -> dict:

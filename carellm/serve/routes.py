@@ -40,6 +40,7 @@ from carellm.serve import response as out
 from carellm.serve.request import (
     AUDIO_FORMATS,
     ChatCompletionRequest,
+    check_supported,
     media_tokens,
     parse_messages,
     prepare_raw,
@@ -140,12 +141,17 @@ def prepare_request(engine, req: ChatCompletionRequest, session_kwargs: dict):
     return session, prepared, notes, time.perf_counter() - start
 
 
-def turn_events(session, prepared, report: bool) -> Iterator[object]:
-    """`Session.stream` for an already prepared turn (must run in one thread: the lock).
+def served_name(engine) -> str:
+    """The model's name for clients: what the user asked for ("tiny", a hub id, a
+    folder), not the cache folder the tiny model was built in."""
+    from pathlib import Path
 
-    The reply's timings include "queue" (seconds waiting for the engine).
-    """
-    yield from session.stream(prepared, report=report)
+    from carellm.loading import tiny_dir
+
+    info = engine.info
+    if info.tiny and Path(info.model).parent == tiny_dir().parent:
+        return "tiny-lite" if engine.lite else "tiny"
+    return info.model
 
 
 # ------------------------------------------------------------------ the app
@@ -163,7 +169,16 @@ def _install_error_handlers(app) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc):
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":  # loc is ("body", character offset)
+            detail = first.get("ctx", {}).get("error", "decode error")
+            at = first.get("loc", ())[-1]
+            where = f" (at character {at})" if isinstance(at, int) else ""
+            return _error(400, f"request body is not valid JSON: {detail}{where}", None,
+                          "invalid_json")  # fmt: skip
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        if not loc:  # the body as a whole: a list, a string, the wrong content type
+            message = "request body must be a JSON object with 'messages' (Content-Type: application/json)"
+            return _error(400, message, None, "invalid_value")
         param = ".".join(loc) or None
         message = f"{param}: {first.get('msg', 'invalid')}" if param else first.get("msg", "")
         return _error(400, message or "invalid request body", param, "invalid_value")
@@ -198,17 +213,18 @@ def _timings(reply, media_s: float) -> dict:
 
 
 class TurnThread:
-    """Runs a turn's events in its own thread and hands them to the event loop.
+    """Reads a turn's events in a thread and hands them to the event loop.
 
-    The engine lock is a thread's RLock, so one thread must drive the generator from
-    start to end. The thread starts at once (not when the response body is first read),
-    so the gate slot is always given back, even if the client never reads the stream.
+    The thread starts at once (not when the response body is first read), so the gate
+    slot is always given back, even if the client never reads the stream. ``stop`` is
+    the Event passed as the stream's ``cancel``: set when the client goes away, it stops
+    the turn at its next step (a reply token, a speech code), or while it is queued.
     """
 
-    def __init__(self, events, gate: Gate):
+    def __init__(self, events, gate: Gate, stop: threading.Event):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
-        self.stop = threading.Event()  # set when the client went away
+        self.stop = stop  # set when the client went away
         self._events, self._gate = events, gate
         self._started = time.perf_counter()
         threading.Thread(target=self._pump, name="carellm-turn", daemon=True).start()
@@ -227,7 +243,7 @@ class TurnThread:
             logger.exception("turn failed")
             self._put(e)
         finally:
-            self._events.close()  # releases the engine lock in this thread
+            self._events.close()  # cancels the turn if it is still running
             seconds = time.perf_counter() - self._started
             with contextlib.suppress(RuntimeError):
                 self.loop.call_soon_threadsafe(self._gate.leave, seconds)
@@ -249,8 +265,11 @@ class _Trim:
         return shown
 
 
-async def _stream_body(turn: TurnThread, request_id, model, audio_format, notes, media_s):
-    """The SSE lines of one turn, ending with ``data: [DONE]``."""
+async def _stream_body(turn: TurnThread, request_id, model, audio_format, notes, media_s,
+                       include_usage: bool = False):  # fmt: skip
+    """The SSE lines of one turn, ending with ``data: [DONE]``; with ``include_usage``
+    a chunk with empty ``choices`` and the token ``usage`` comes before it (OpenAI's
+    ``stream_options``)."""
     from carellm.reply import Assessment, AudioChunk, Final, TextDelta
 
     audio_id, trim = out.new_id("audio"), _Trim()
@@ -270,6 +289,8 @@ async def _stream_body(turn: TurnThread, request_id, model, audio_format, notes,
                     event.reply, timings=_timings(event.reply, media_s), notes=notes
                 )
                 yield out.sse(out.chunk(request_id, model, {}, finish_reason="stop", carellm=ext))
+                if include_usage:
+                    yield out.sse(out.usage_chunk(request_id, model, event.reply))
             elif isinstance(event, Exception):
                 message = str(event) if isinstance(event, CareLLMError) else "internal error"
                 yield out.sse(out.error_body(message, kind="server_error"))
@@ -278,17 +299,20 @@ async def _stream_body(turn: TurnThread, request_id, model, audio_format, notes,
         turn.stop.set()
 
 
-def create_app(engine, *, api_key: str | None = None, max_queue: int = 8, session_kwargs=None):
+def create_app(engine, *, api_key: str | None = None, max_queue: int = 8, session_kwargs=None,
+               model_name: str | None = None):  # fmt: skip
     """The FastAPI app serving ``engine`` (see the module docstring).
 
     ``api_key``: when set, ``/v1/*`` needs ``Authorization: Bearer <api_key>``.
     ``max_queue``: requests waiting or running at once before 503. ``session_kwargs``:
     defaults for every request's `Session` (e.g. ``{"max_new_tokens": 64}``; a
     request's ``max_tokens`` can lower ``max_new_tokens``, never raise it).
+    ``model_name``: the name ``/v1/models`` and ``/health`` give (default: `served_name`).
     """
     if max_queue < 1:
         raise CareLLMError(f"max_queue must be at least 1, got {max_queue}")
     session_kwargs = dict(session_kwargs or {})
+    name = model_name or served_name(engine)
     gate = Gate(max_queue)
     app = FastAPI(title="CareLLM", version=_version(), docs_url=None, redoc_url=None)
     app.state.gate = gate
@@ -304,16 +328,17 @@ def create_app(engine, *, api_key: str | None = None, max_queue: int = 8, sessio
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model": engine.info.model, "speech": engine.speech,
+        return {"status": "ok", "model": name, "speech": engine.speech,
                 "queue": {"active": gate.active, "max": gate.limit}}  # fmt: skip
 
     @app.get("/v1/models", dependencies=[Depends(authorize)])
     async def models():
-        card = {"id": engine.info.model, "object": "model", "created": 0, "owned_by": "carellm"}
+        card = {"id": name, "object": "model", "created": 0, "owned_by": "carellm"}
         return {"object": "list", "data": [card]}
 
     @app.post("/v1/chat/completions", dependencies=[Depends(authorize)])
     async def chat(req: ChatCompletionRequest):
+        check_supported(req)  # 400 for what this server does not offer, even when busy
         if not gate.try_enter():
             return _error(503, f"busy: {gate.limit} requests already queued; retry later",
                           code="queue_full", headers={"Retry-After": str(gate.retry_after())})  # fmt: skip
@@ -322,14 +347,16 @@ def create_app(engine, *, api_key: str | None = None, max_queue: int = 8, sessio
             session, prepared, notes, media_s = await run_in_threadpool(
                 prepare_request, engine, req, session_kwargs
             )
-            model = req.model or engine.info.model
+            model = req.model or name
             request_id = out.new_id("chatcmpl")
             fmt = (req.audio.format if req.audio else "wav") if "audio" in req.modalities else None
-            events = turn_events(session, prepared, req.report)
+            stop = threading.Event()  # the client went away (streaming only)
+            events = session.stream(prepared, report=req.report, cancel=stop)
             if req.stream:
-                turn = TurnThread(events, gate)
+                turn = TurnThread(events, gate, stop)
                 handed_off = True  # the turn's thread leaves the gate
-                body = _stream_body(turn, request_id, model, fmt, notes, media_s)
+                usage = bool(req.stream_options and req.stream_options.include_usage)
+                body = _stream_body(turn, request_id, model, fmt, notes, media_s, usage)
                 return StreamingResponse(body, media_type="text/event-stream")
             started = time.perf_counter()
             reply = await run_in_threadpool(_collect, events)
