@@ -338,7 +338,7 @@ def test_api_respond_from_gradio_client(engine, tmp_path):
         voice = handle_file(str(assets_dir() / "voice_stressed_en.flac"))
         out = client.predict(audio=voice, speech=False, api_name="/respond")
         assert out[1] is None and "voice" in [e["modality"] for e in out[2]["evidence"]]
-        clip = {"video": handle_file(str(assets_dir() / "video_stressed_en.mp4"))}
+        clip = handle_file(str(assets_dir() / "video_stressed_en.mp4"))
         out = client.predict(video=clip, speech=False, api_name="/respond")
         assert "visual" in [e["modality"] for e in out[2]["evidence"]]
         bad = tmp_path / "broken.wav"
