@@ -338,14 +338,17 @@ def test_api_respond_from_gradio_client(engine, tmp_path):
         voice = handle_file(str(assets_dir() / "voice_stressed_en.flac"))
         out = client.predict(audio=voice, speech=False, api_name="/respond")
         assert out[1] is None and "voice" in [e["modality"] for e in out[2]["evidence"]]
-        # one Client is one conversation: both turns went to the same session
-        states = [v for s in demo.state_holder.session_data.values()
-                  for v in s.state_data.values() if isinstance(v, ChatState)]  # fmt: skip
-        assert [len(s.session.history) for s in states] == [2]
+        clip = handle_file(str(assets_dir() / "video_stressed_en.mp4"))
+        out = client.predict(video=clip, speech=False, api_name="/respond")
+        assert "visual" in [e["modality"] for e in out[2]["evidence"]]
         bad = tmp_path / "broken.wav"
         bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage" + bytes(range(256)) * 8)
         with pytest.raises(AppError, match="audio: .*pass WAV"):
             client.predict("Listen", audio=handle_file(str(bad)), api_name="/respond")
+        # one Client is one conversation: its three turns, not the refused one
+        states = [v for s in demo.state_holder.session_data.values()
+                  for v in s.state_data.values() if isinstance(v, ChatState)]  # fmt: skip
+        assert [len(s.session.history) for s in states] == [3]
     finally:
         demo.close()
 

@@ -99,9 +99,18 @@ def reports(page) -> int:
     return page.evaluate(REPORTS_JS)
 
 
+# JS: the chat's progress indicator is hidden (the event ended; Gradio ignores another
+# submit while one is still running)
+IDLE_JS = (
+    "() => document.querySelector('#chat [data-testid=status-tracker]').classList.contains('hide')"
+)
+
+
 def wait_for_report(page, before: int, timeout: int = REPLY_TIMEOUT) -> None:
-    """Wait until a reply finished: one more one-line emotion summary than ``before``."""
+    """Wait until a reply finished: one more one-line emotion summary than ``before``,
+    and the turn's event has ended."""
     page.wait_for_function(f"n => ({REPORTS_JS})() > n", arg=before, timeout=timeout)
+    page.wait_for_function(IDLE_JS, timeout=timeout)
 
 
 def send_text(page, text: str, timeout: int = REPLY_TIMEOUT) -> None:
@@ -214,11 +223,18 @@ def test_two_browser_sessions_keep_separate_histories(browser, url):
         tab.context.close()
 
 
+def click_example(page, label: str) -> None:
+    """Click a one-click example and wait for its finished reply."""
+    before = reports(page)
+    page.locator("#examples").get_by_text(label, exact=True).click()
+    wait_for_report(page, before)
+
+
 @pytest.mark.timeout(180)
 def test_trajectory_plot_draws_two_lines_after_two_turns(page):
     mute(page)
-    send_text(page, "I failed my exam.")
-    send_text(page, "But my friends cheered me up.")
+    click_example(page, EXAMPLES[1].label)  # stressed voice, English
+    click_example(page, EXAMPLES[0].label)  # calm voice, English
     # Vega draws each series as an SVG path with at least one segment ("L")
     page.wait_for_function(
         "() => [...document.querySelectorAll('#trajectory .mark-line path')]"
@@ -228,6 +244,8 @@ def test_trajectory_plot_draws_two_lines_after_two_turns(page):
     legend = page.locator("#trajectory .role-legend").text_content()
     assert "valence" in legend and "arousal" in legend
     assert "1 " in page.locator("#trajectory-caption").inner_text()
+    assert "2 " in page.locator("#trajectory-caption").inner_text()
+    shot(page, "voice_turns.png")
 
 
 @pytest.mark.timeout(180)
@@ -253,8 +271,7 @@ def test_crisis_text_shows_hotline_banner(page):
 
 EVIDENCE = {".wav": "voice:", ".flac": "voice:", ".mp3": "voice:", ".ogg": "voice:",
             ".jpg": "visual:", ".mp4": "visual:"}  # fmt: skip
-SHOT_OF = {"voice_stressed_en.flac": "example_voice.png", "photo_tired.jpg": "example_photo.png",
-           "voice_stressed_zh.ogg": "example_voice_zh.png"}  # fmt: skip
+SHOT_OF = {"photo_tired.jpg": "example_photo.png", "voice_stressed_zh.ogg": "example_voice_zh.png"}
 
 
 @pytest.mark.timeout(180)
@@ -262,8 +279,7 @@ SHOT_OF = {"voice_stressed_en.flac": "example_voice.png", "photo_tired.jpg": "ex
 def test_each_example_runs_a_turn_in_one_click(page, example):
     assert (assets_dir() / example.file).is_file()
     mute(page)
-    page.locator("#examples").get_by_text(example.label, exact=True).click()
-    wait_for_report(page, 0)
+    click_example(page, example.label)
     assert example.file in chat_text(page)
     evidence = EVIDENCE[Path(example.file).suffix]
     page.wait_for_function(
