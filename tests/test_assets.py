@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(180)
 def test_assets_folder_lists_every_file_and_a_licence():
     readme = (ASSETS / "README.md").read_text(encoding="utf-8")
     assert "Apache-2.0" in readme
-    files = sorted(p.name for p in ASSETS.iterdir() if p.name != "README.md")
+    files = sorted(p.name for p in ASSETS.iterdir() if p.is_file() and p.name != "README.md")
     assert files == sorted([*VOICES, "photo_tired.jpg", "video_stressed_en.mp4", "logo.png"])
     for name in files:
         assert f"`{name}`" in readme, name
