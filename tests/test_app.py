@@ -270,7 +270,8 @@ def test_user_bubble_shows_the_transcript_when_there_is_one():
 def test_finished_turn_puts_the_transcript_under_the_attachment(handlers, media_dir):
     state = send(handlers, files=[media_dir / "voice.wav"])[-1]["state"]
     reply = state.session.history[-1][1]
-    assert state.messages[-3]["content"] == "📎 🎤 voice.wav"  # transcript None: no line
+    assert reply.transcript  # a voice turn is transcribed (random words on the tiny model)
+    assert state.messages[-3]["content"] == f"📎 🎤 voice.wav\n\n🎤 {reply.transcript}"
     pending = Pending("", ["🎤 voice.wav"], "2026-01-01T00:00:00+00:00")
     Handlers._finish(state, replace(reply, transcript="I can't sleep."), pending)
     assert state.messages[-3]["content"] == "📎 🎤 voice.wav\n\n🎤 I can't sleep."
@@ -330,7 +331,7 @@ def test_api_respond_from_gradio_client(engine, tmp_path):
         assert returns == ["reply", "spoken_reply", "emotion_report", "safety", "transcript"]
 
         reply, wav, emotion, safety, transcript = client.predict("I can't sleep.", api_name="/respond")  # fmt: skip
-        assert reply.strip() and emotion["primary"]["label"] and safety["level"] == "none"
+        assert reply.strip() and emotion["primary"]["label"] and safety["signals"]["text"] == "none"
         assert wav.endswith(".wav")
         audio, rate = sf.read(wav)
         assert rate == 24000 and audio.size > 0

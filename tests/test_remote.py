@@ -43,7 +43,7 @@ def test_multimodal_turn_with_speech(remote, media_dir, engine):
     assert reply.sample_rate == 24000 and reply.notes == ()
     assert isinstance(reply.emotion, EmotionReport) and reply.emotion.source == "model"
     assert {e.modality for e in reply.emotion.evidence} == {"text", "voice", "visual"}
-    assert reply.safety.level == "none" and "server_prefill" in reply.timings
+    assert reply.safety.signals["text"] == "none" and "server_prefill" in reply.timings
 
 
 def test_stream_events_in_order(remote):

@@ -423,6 +423,8 @@ def test_model_risk_is_scored_every_turn_in_the_users_language(text_engine):
     from carellm.assessment import assess_turn
 
     pre, prepared = _prefilled(text_engine, "我今天有点累")
+    for key in ("risk_zh", "risk_en"):  # the engine is shared: forget earlier turns' questions
+        text_engine.report_ids.pop(key, None)
     report, result, _ = assess_turn(text_engine, pre, prepared, report=False)
     assert report is None and set(result.signals) == {"text", "model"}
     assert result.level == max_level(*result.signals.values())

@@ -68,7 +68,7 @@ def test_text_turn_has_reply_and_extension(client):
     assert "audio" not in message  # text was asked only
     ext = body["carellm"]
     assert ext["emotion"]["primary"]["label"] in GOEMOTIONS_LABELS
-    assert ext["safety"]["level"] == "none" and ext["escalated"] is False
+    assert ext["safety"]["signals"]["text"] == "none" and ext["escalated"] is False
     assert {"prefill", "decode", "total", "queue"} <= set(ext["timings"])
 
 
@@ -83,9 +83,12 @@ def test_models_name_what_was_asked_for_not_the_cache_folder(tiny_path, tmp_path
     import carellm
 
     monkeypatch.setenv("CARELLM_CACHE", str(tmp_path))
-    (tmp_path / "tiny-seed0").symlink_to(tiny_path)  # where `--model tiny` keeps its build
+    from carellm.loading import tiny_dir
+
+    cache = tiny_dir()  # where `--model tiny` keeps its build, under $CARELLM_CACHE
+    cache.symlink_to(tiny_path)
     engine = carellm.load("tiny", device="cpu", speech=False)
-    assert engine.info.model == str(tmp_path / "tiny-seed0")
+    assert engine.info.model == str(cache)
     with running(create_app(engine)) as url:
         models = httpx.get(url + "/v1/models", timeout=30).json()
         health = httpx.get(url + "/health", timeout=30).json()
