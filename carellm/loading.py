@@ -61,42 +61,59 @@ def _ensure_tiny(lite: bool = False) -> Path:
     folder = tiny_dir(lite)
     if not (folder / TINY_MARKER).exists() or not (folder / "model.safetensors").exists():
         logger.info("building the tiny random model in %s", folder)
-        with quiet_default_talker_config():
+        with quiet_talker_id_warnings():
             (build_tiny_text_model if lite else build_tiny_model)(folder)
     return folder
 
 
 # transformers 5.23 checks every "*_token_id" of a config against that config's own
-# vocabulary. Qwen2.5-Omni's talker config holds thinker-vocabulary ids (its text
-# pad/bos/eod, media bounds) beside a codec vocabulary of 8448, so its *default* config,
-# which transformers instantiates each time it logs a loaded config (even unlogged),
-# warns seven times on every load of any Qwen2.5-Omni. Those messages are dropped; any
-# other id outside a vocabulary (a broken config of ours or yours) still warns.
+# vocabulary. Qwen2.5-Omni's talker config holds thinker-vocabulary ids (the text
+# pad/bos/eod it embeds with the thinker, the media bounds of the thinker's prompt) beside
+# a codec vocabulary of 8448, so every Qwen2.5-Omni config, Qwen's own and its default
+# (built whenever transformers formats a config, even for an unlogged message), fails
+# that check: seven false warnings per config at each load. We drop those and check the
+# same ids against the vocabulary they index (`check_talker_ids`); any other id outside
+# a vocabulary still warns.
+TALKER_THINKER_IDS = (
+    "tts_text_start_token_id", "tts_text_end_token_id", "tts_text_pad_token_id",
+    "vision_start_token_id", "vision_end_token_id", "audio_start_token_id",
+    "audio_end_token_id",
+)  # fmt: skip
 _VOCAB_WARNING = re.compile(
-    r"Model config: (?P<name>\w+) must be `None` or an integer within the vocabulary "
-    r"\(between 0 and (?P<last>\d+)\), got (?P<got>-?\d+)"
+    r"Model config: (?P<name>\w+) must be `None` or an integer within the vocabulary"
 )
 
 
+def _not_a_talker_thinker_id(record: logging.LogRecord) -> bool:
+    match = _VOCAB_WARNING.match(record.getMessage())
+    return match is None or match["name"] not in TALKER_THINKER_IDS
+
+
 @contextlib.contextmanager
-def quiet_default_talker_config():
-    """Drop transformers' warnings about the default Qwen2.5-Omni talker config's ids."""
-    from transformers import Qwen2_5OmniTalkerConfig as Default
-
-    def keep(record: logging.LogRecord) -> bool:
-        m = _VOCAB_WARNING.match(record.getMessage())
-        return not (
-            m is not None
-            and int(m["last"]) + 1 == Default.vocab_size
-            and int(m["got"]) == getattr(Default, m["name"], None)
-        )
-
+def quiet_talker_id_warnings():
+    """Drop transformers' false warnings about the talker's thinker-vocabulary ids."""
     config_logger = logging.getLogger("transformers.configuration_utils")
-    config_logger.addFilter(keep)
+    config_logger.addFilter(_not_a_talker_thinker_id)
     try:
         yield
     finally:
-        config_logger.removeFilter(keep)
+        config_logger.removeFilter(_not_a_talker_thinker_id)
+
+
+def check_talker_ids(config) -> list[str]:
+    """The talker's thinker-vocabulary ids outside the thinker's vocabulary, each logged
+    as a warning (a real inconsistency: the talker would embed a row that does not exist)."""
+    vocab = config.thinker_config.text_config.vocab_size
+    bad = []
+    for name in TALKER_THINKER_IDS:
+        value = getattr(config.talker_config, name, None)
+        if isinstance(value, int) and not 0 <= value < vocab:
+            bad.append(name)
+            logger.warning(
+                "talker config: %s = %d is not a row of the thinker's vocabulary (0..%d)",
+                name, value, vocab - 1,
+            )  # fmt: skip
+    return bad
 
 
 def _folder_tier(folder: Path) -> str:
@@ -230,11 +247,13 @@ def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, att
     """(model, processor) through the real transformers Qwen2.5-Omni classes."""
     from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
 
-    with quiet_default_talker_config():
-        return _from_pretrained(
+    with quiet_talker_id_warnings():
+        model, processor = _from_pretrained(
             resolved, Qwen2_5OmniProcessor, Qwen2_5OmniForConditionalGeneration,
             device=device, dtype=dtype, attn=attn, enable_audio_output=speech,
         )  # fmt: skip
+    check_talker_ids(model.config)
+    return model, processor
 
 
 def load_lite(resolved: Resolved, *, device: str, dtype, attn: str | None):

@@ -22,14 +22,12 @@ TINY_SEED = 0
 # What the builder writes, versioned: the cache folder (carellm.loading.tiny_dir) is
 # named after it, so a cache written by an older builder is never reused. Bump it
 # whenever build_tiny_model or build_tiny_text_model writes something different.
-TINY_VERSION = 3  # 2: special tokens take the lowest ids; 3: also an audible vocoder
+TINY_VERSION = 2  # 1: the first build; 2: an audible vocoder (token2wav output scaled)
 VOCODER_RMS = 0.1  # target RMS of the tiny vocoder's waveform (peaks ~0.3-0.5, no clipping)
 TINY_MARKER = "carellm_tiny.json"  # written beside the weights so the engine can warn loudly
 
-# Special tokens the processor and the model use, with ids 0..13 in this order, before
-# the BPE vocabulary. The talker's config holds several of them (its text pad/bos/eod and
-# media bounds are thinker vocabulary rows) and transformers checks them against the
-# talker's codec vocabulary (CODEC_VOCAB): low ids are valid in both, so loading is quiet.
+# Special tokens the processor and the model use, in the order they get ids after the
+# BPE vocabulary. The talker's text pad/bos/eod tokens are thinker vocabulary rows.
 SPECIAL_TOKENS = (
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>",
     "<|audio_eos|>", "<|vision_bos|>", "<|vision_eos|>", "<|vision_pad|>", "<|IMAGE|>",
@@ -90,11 +88,12 @@ def _train_tokenizer(vocab_size: int = 600):
     )
     bpe.train_from_iterator([_CORPUS] * 4, trainer=trainer)
     data = json.loads(bpe.to_str())
-    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
-    vocab |= {token: i + len(SPECIAL_TOKENS) for token, i in data["model"]["vocab"].items()}
+    vocab = dict(data["model"]["vocab"])
     merges = [
         tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in data["model"]["merges"]
     ]
+    for token in SPECIAL_TOKENS:
+        vocab[token] = len(vocab)
     return Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,

@@ -73,29 +73,51 @@ def transformers_warnings(caplog):
 def test_loading_the_tiny_model_logs_no_vocabulary_warning(tiny_path, transformers_warnings):
     from transformers import Qwen2_5OmniConfig
 
+    from carellm.loading import check_talker_ids
+
     config = Qwen2_5OmniConfig.from_pretrained(tiny_path)
-    for part in (config.talker_config, config.thinker_config.text_config):
-        ids = {k: v for k, v in part.to_dict().items() if k.endswith("_token_id") and v}
-        assert ids and all(0 <= v < part.vocab_size for v in ids.values()), ids
+    assert check_talker_ids(config) == []  # the talker's text ids are thinker rows
+    codec = config.talker_config
+    assert all(
+        0 <= getattr(codec, f"tts_codec_{n}_token_id") < codec.vocab_size
+        for n in ("start", "end", "pad", "mask")
+    )
     transformers_warnings.clear()
     carellm.load(str(tiny_path), device="cpu")
     assert _vocab_warnings(transformers_warnings) == []
 
 
-def test_a_broken_token_id_still_warns(tiny_path, tmp_path, transformers_warnings):
+def _broken_config(tiny_path, tmp_path, **talker):
     import json
 
+    config = json.loads((tiny_path / "config.json").read_text())
+    config["talker_config"].update(talker)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return tmp_path
+
+
+def test_a_codec_id_outside_the_codec_vocabulary_still_warns(
+    tiny_path, tmp_path, transformers_warnings
+):
     from transformers import Qwen2_5OmniConfig
 
-    from carellm.loading import quiet_default_talker_config
+    from carellm.loading import quiet_talker_id_warnings
 
-    config = json.loads((tiny_path / "config.json").read_text())
-    config["talker_config"]["tts_text_pad_token_id"] = 5000  # outside both vocabularies
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    with quiet_default_talker_config():
-        Qwen2_5OmniConfig.from_pretrained(tmp_path)
+    path = _broken_config(tiny_path, tmp_path, tts_codec_pad_token_id=5000)
+    with quiet_talker_id_warnings():
+        Qwen2_5OmniConfig.from_pretrained(path)
     warnings = _vocab_warnings(transformers_warnings)
-    assert len(warnings) == 1 and "tts_text_pad_token_id" in warnings[0] and "5000" in warnings[0]
+    assert len(warnings) == 1 and "tts_codec_pad_token_id" in warnings[0] and "5000" in warnings[0]
+
+
+def test_a_talker_text_id_outside_the_thinker_vocabulary_is_reported(tiny_path, tmp_path, caplog):
+    from transformers import Qwen2_5OmniConfig
+
+    from carellm.loading import check_talker_ids
+
+    path = _broken_config(tiny_path, tmp_path, tts_text_pad_token_id=5000)
+    assert check_talker_ids(Qwen2_5OmniConfig.from_pretrained(path)) == ["tts_text_pad_token_id"]
+    assert "tts_text_pad_token_id = 5000 is not a row of the thinker's vocabulary" in caplog.text
 
 
 @pytest.mark.parametrize("name", ["/no/such/folder", "./missing-model", "not a model"])
