@@ -8,6 +8,7 @@ Tests that run llama.cpp skip when llama-cpp-python is not installed
 from __future__ import annotations
 
 import importlib.util
+import io
 
 import numpy as np
 import pytest
@@ -89,7 +90,8 @@ def test_report_scores_equal_transformers_on_the_shared_prompt(llama, hf):
     assert runtime.tokens == prompt  # the branches never wrote the conversation
     assert [len(g) for g in got] == [len(e) for e in expected]
     np.testing.assert_allclose(np.concatenate(got), np.concatenate(expected), atol=2e-2)
-    assert runtime.score(questions) == pytest.approx(got, abs=1e-4)  # same cache, same scores
+    again = np.concatenate(runtime.score(questions))  # same cache, same scores
+    np.testing.assert_allclose(again, np.concatenate(got), atol=1e-4)
 
 
 @needs_llama
@@ -111,6 +113,18 @@ def test_turn_streams_text_report_and_safety_without_speech(llama):
         "I feel lonely these days.",
         "I want to kill myself",
     ]
+
+
+@needs_llama
+def test_cli_chat_with_a_gguf_file_replies_with_a_report(gguf_path, monkeypatch, capsys, tmp_path):
+    from carellm.cli import main
+
+    typed = f"I have been feeling low all week.\n/export {tmp_path / 'out'}\n/quit\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+    assert main(["chat", "--model", str(gguf_path), "--seed", "0", "--max-new-tokens", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "TINY RANDOM MODEL" in out and "carellm> " in out and "· model]" in out
+    assert (tmp_path / "out" / "session.json").exists()
 
 
 @needs_llama
@@ -144,10 +158,10 @@ def test_speech_request_is_noted_not_refused(llama):
 def test_turn_longer_than_the_context_is_refused_before_anything_changes(gguf_path):
     from carellm.lite import RuntimeOptions, load_gguf
 
-    engine = load_gguf(str(gguf_path), options=RuntimeOptions(n_ctx=256))
+    engine = load_gguf(str(gguf_path), options=RuntimeOptions(n_ctx=1024))
     session = engine.session(seed=0, max_new_tokens=4)
     session.respond(Turn(text="hello"))
-    with pytest.raises(InputError, match="context holds 256"):
+    with pytest.raises(InputError, match="context holds 1024"):
         session.respond(Turn(text="word " * 400))
     assert len(session.history) == 1
 
@@ -218,6 +232,7 @@ def test_gguf_names_and_hub_files():
     ],
 )
 def test_cpu_plan_picks_the_gguf_that_fits_ram_and_cores(ram_gb, cores, model):
+    from carellm.lite import is_gguf
     from carellm.planning import Hardware, Needs, select
 
     hw = Hardware.simulated(ram_gb=ram_gb, cpu_cores=cores, packages=("llama_cpp",))
@@ -230,7 +245,7 @@ def test_cpu_plan_picks_the_gguf_that_fits_ram_and_cores(ram_gb, cores, model):
         False,
     )
     assert plan.fits and plan.estimated_peak_gb + plan.margin_gb <= plan.budget_gb
-    assert any("llama.cpp" in r for r in plan.reasons)
+    assert any("llama.cpp" in r for r in plan.reasons) and is_gguf(plan.model)
     assert any("text only" in w for w in plan.warnings)  # Needs() asks for audio and an image
 
 

@@ -110,7 +110,9 @@ class GGUFTokenizer:
         def raise_exception(message):
             raise TemplateError(message)
 
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
         env.globals["raise_exception"] = raise_exception
         text = env.from_string(self.chat_template).render(
             messages=messages, add_generation_prompt=add_generation_prompt
@@ -119,6 +121,18 @@ class GGUFTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return b"".join(self.runtime.piece(t) for t in ids).decode(errors="replace")
+
+
+def _banned_ids(runtime: Runtime, keep: int) -> list[int]:
+    """Replies are plain text: every control/unused token except ``keep`` (<|im_end|>) is
+    banned, and added tokens shaped like <|…|> (as `Engine` does for transformers)."""
+    banned = []
+    for t in range(runtime.n_vocab):
+        attr = runtime.attr(t)
+        if t != keep and (attr & (_CONTROL | _UNUSED) or (
+                attr & _USER_DEFINED and runtime.piece(t, True).startswith(b"<|"))):  # fmt: skip
+            banned.append(t)
+    return banned
 
 
 class LlamaEngine:
@@ -142,13 +156,7 @@ class LlamaEngine:
         self.report_ids: dict[str, tuple[list[int], list[list[int]]]] = {}
         self.im_end = self._single("<|im_end|>")
         self.endoftext = self._single("<|endoftext|>")
-        # Replies are plain text: every control/unused token except <|im_end|> is banned,
-        # and added tokens shaped like <|…|> (as Engine does for transformers).
-        self.banned_ids = [
-            t for t in range(runtime.n_vocab)
-            if t != self.im_end and (runtime.attr(t) & (_CONTROL | _UNUSED) or (
-                runtime.attr(t) & _USER_DEFINED and runtime.piece(t, True).startswith(b"<|")))
-        ]  # fmt: skip
+        self.banned_ids = _banned_ids(runtime, self.im_end)
 
     def _single(self, token: str) -> int:
         ids = self.runtime.tokenize(token)

@@ -26,7 +26,7 @@ from carellm.errors import InputError, ModelLoadError
 logger = logging.getLogger(__name__)
 _native_log = logging.getLogger("carellm.lite.llama_cpp")  # llama.cpp's own messages
 INSTALL_HINT = "pip install 'carellm[cpu]' (builds llama.cpp: a few minutes)"
-_LOG_LEVELS = {2: logging.WARNING, 3: logging.ERROR}  # ggml_log_level → logging; others DEBUG
+_LOG_LEVELS = {3: logging.WARNING, 4: logging.ERROR}  # ggml_log_level → logging; others DEBUG
 _state: dict = {}  # the ctypes log callback, kept alive once installed
 
 

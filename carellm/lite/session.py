@@ -163,7 +163,7 @@ class LlamaSession(Conversation):
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         generated: list[int] = []
         stops = (engine.im_end, engine.endoftext)
-        while len(generated) < opts.max_new_tokens and runtime.room() > 0:
+        while len(generated) < opts.max_new_tokens:
             token = sampler(torch.from_numpy(logits), generated)
             if token in stops:
                 break
@@ -173,8 +173,9 @@ class LlamaSession(Conversation):
             if delta:
                 yield delta
             t = time.perf_counter()
-            if len(generated) < opts.max_new_tokens:
-                logits = runtime.extend([token])
+            if len(generated) == opts.max_new_tokens or runtime.room() == 0:
+                break
+            logits = runtime.extend([token])
         tail = utf8.decode(b"", final=True)
         if tail:
             yield tail
