@@ -182,9 +182,12 @@ class Session(Conversation):
         yield _Finished(reply, inputs.media_tokens)
 
     def _reply_events(self, pre, note: str, clock: Stopwatch, escalation: str = ""):
-        """Decode the reply on the prefill's cache; speak each finished sentence; then
-        append the crisis escalation (if any), spoken too: its tokens are fed through the
-        thinker after the reply so the talker gets the same kind of input."""
+        """Decode the reply on the prefill's cache and speak it while it grows: one talker
+        run per reply, fed each token's state (`speech.SpeechStream`, a worker thread),
+        audio yielded between text deltas as chunks finish; then append the crisis
+        escalation (if any), spoken too: its tokens are fed through the thinker after the
+        reply so the talker gets the same kind of input. ``clock["speech"]`` is the time
+        spent waiting for audio after the text was complete (the rest overlaps decode)."""
         engine, opts = self.engine, self.options
         suffix = (
             f"<|im_start|>system\n{note}<|im_end|>\n" if note else ""
@@ -204,40 +207,44 @@ class Session(Conversation):
             engine.thinker, pre, suffix_ids, sampler, stop_ids=(engine.im_end, engine.endoftext),
             max_new_tokens=opts.max_new_tokens, keep_hidden=opts.speech,
         )  # fmt: skip
-        t = time.perf_counter()
-        prompt_hidden = next(steps) if opts.speech else None
-        tokens, hidden, text, spoken_upto, spoken_chars = [], [], "", 0, 0
-        for step in steps:
-            tokens.append(step.token)
-            if step.hidden is not None:
-                hidden.append(step.hidden)
-            new = engine.tokenizer.decode(tokens, skip_special_tokens=True)
-            if new.endswith("\ufffd"):
-                continue  # an incomplete UTF-8 character: wait for the next token
-            delta, text = new[len(text) :], new
-            t = clock.add("decode", t)
-            if delta:
-                yield TextDelta(delta)
-            if opts.speech and speech.sentence_complete(text[spoken_chars:]):
-                yield from self._speak(
-                    pre, suffix_ids, prompt_hidden, tokens, hidden, spoken_upto, clock
-                )
-                spoken_upto, spoken_chars = len(tokens), len(text)
+        voice = self._speak(pre, suffix_ids, next(steps)) if opts.speech else None
+        try:
             t = time.perf_counter()
-        clock.add("decode", t)
-        clock.tokens.update(prompt=pre.length + len(suffix_ids), completion=len(tokens))
-        if opts.speech and len(tokens) > spoken_upto and text[spoken_chars:].strip():
-            yield from self._speak(
-                pre, suffix_ids, prompt_hidden, tokens, hidden, spoken_upto, clock
-            )
-        if escalation:
-            extra = "\n\n" + escalation
-            yield EscalationDelta(extra)
-            if opts.speech:
-                ids = engine.encode(extra)
-                hidden.append(generation.force(engine.thinker, pre, ids))
-                start, tokens = len(tokens), tokens + ids
-                yield from self._speak(pre, suffix_ids, prompt_hidden, tokens, hidden, start, clock)
+            tokens, text = [], ""
+            for step in steps:
+                tokens.append(step.token)
+                if voice:
+                    voice.push(step.token, step.hidden)
+                new = engine.tokenizer.decode(tokens, skip_special_tokens=True)
+                if new.endswith("\ufffd"):
+                    continue  # an incomplete UTF-8 character: wait for the next token
+                delta, text = new[len(text) :], new
+                t = clock.add("decode", t)
+                if delta:
+                    yield TextDelta(delta)
+                if voice:
+                    yield from (AudioChunk(a, OUTPUT_RATE) for a in voice.ready())
+                t = time.perf_counter()
+            clock.add("decode", t)
+            clock.tokens.update(prompt=pre.length + len(suffix_ids), completion=len(tokens))
+            if escalation:
+                extra = "\n\n" + escalation
+                yield EscalationDelta(extra)
+                if voice:
+                    ids = engine.encode(extra)
+                    hidden = generation.force(engine.thinker, pre, ids)
+                    for i, token in enumerate(ids):
+                        voice.push(token, hidden[:, i : i + 1])
+            if voice:
+                t = time.perf_counter()
+                for audio in voice.finish():
+                    t = clock.add("speech", t)
+                    yield AudioChunk(audio, OUTPUT_RATE)
+                    t = time.perf_counter()
+                clock.add("speech", t)
+        finally:
+            if voice:
+                voice.cancel()  # a stream closed early must not leave the talker running
 
     def _hear(self, pre, prepared, emotion, safety, escalation: str, clock: Stopwatch):
         """Transcribe the turn's speech after the reply (the reply never waits for it) and run
@@ -264,27 +271,36 @@ class Session(Conversation):
 
     def _speak_escalation(self, pre, escalation: str, clock):
         """The late escalation, spoken after the transcript: fed through the thinker right
-        after the prompt (the cache was rewound there) as an assistant turn of its own."""
+        after the prompt (the cache was rewound there) as an assistant turn of its own,
+        with a talker run of its own."""
         if not self.options.speech:
             return
         opening = self.engine.encode("<|im_start|>assistant\n")
         ids = self.engine.encode("\n\n" + escalation)
         states = generation.force(self.engine.thinker, pre, opening + ids)
         n = len(opening)
-        yield from self._speak(pre, opening, states[:, :n], ids, [states[:, n:]], 0, clock)
-        transcript_stage.rewind(pre)
+        voice = self._speak(pre, opening, states[:, :n])
+        try:
+            for i, token in enumerate(ids):
+                voice.push(token, states[:, n + i : n + i + 1])
+            t = time.perf_counter()
+            for audio in voice.finish():
+                yield AudioChunk(audio, OUTPUT_RATE)
+            clock.add("speech", t)
+        finally:
+            voice.cancel()
+            transcript_stage.rewind(pre)
 
-    def _speak(self, pre, suffix_ids, suffix_hidden, tokens, hidden, start, clock):
-        """Speak ``tokens[start:]`` (see `speech.speak_span`) and yield its AudioChunk."""
-        t = time.perf_counter()
+    def _speak(self, pre, suffix_ids, suffix_hidden) -> speech.SpeechStream:
+        """Start the reply's talker + token2wav on the prompt (prefill + reply suffix)."""
         opts = self.options
-        seed = None if opts.seed is None else opts.seed + 7919 * len(self._history) + start
-        wav = speech.speak_span(
-            self.engine, pre, suffix_ids, suffix_hidden, tokens, hidden, start, opts.voice, seed
+        seed = None if opts.seed is None else opts.seed + 7919 * len(self._history)
+        prompt_ids = torch.cat(
+            [pre.input_ids, torch.tensor([suffix_ids], device=pre.input_ids.device)], dim=1
         )
-        clock.add("speech", t)
-        if wav.size:
-            yield AudioChunk(wav, OUTPUT_RATE)
+        prompt_hidden = torch.cat([pre.hidden, suffix_hidden], dim=1)
+        settings = speech.settings_for(self.engine, opts.voice)
+        return speech.SpeechStream(self.engine.model, prompt_ids, prompt_hidden, settings, seed)
 
     # -- history --------------------------------------------------------------------------
     def _history_view(self, current: PreparedTurn) -> list[tuple[PreparedTurn, str, bool]]:
