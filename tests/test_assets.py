@@ -79,3 +79,13 @@ def test_each_asset_runs_a_turn(engine, turn):
     kinds = set(session.history[0][0].modalities)
     expected = {"audio"} if turn.audio else {"image"} if turn.image else {"video", "audio"}
     assert expected <= kinds
+
+
+def test_chat_help_points_at_the_example_media(capsys):
+    from carellm.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["chat", "--help"])
+    out = capsys.readouterr().out
+    for name in ("voice_stressed_en.flac", "photo_tired.jpg", "video_stressed_en.mp4"):
+        assert f"assets/{name}" in out and (ASSETS / name).exists()

@@ -27,7 +27,15 @@ _PLAYERS = (("aplay", "-q"), ("paplay",), ("afplay",), ("play", "-q"))
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("chat", help="counseling chat in the terminal")
+    p = subparsers.add_parser(
+        "chat",
+        help="counseling chat in the terminal",
+        description="Counseling chat in the terminal. In the chat, /audio FILE, /image FILE "
+        "and /video FILE attach media to your next message; /reset, /export DIR, /help, /quit.",
+        epilog="Example media to try: /audio assets/voice_stressed_en.flac, "
+        "/audio assets/voice_calm_zh.mp3, /image assets/photo_tired.jpg, "
+        "/video assets/video_stressed_en.mp4 (see assets/README.md).",
+    )
     add_model_arguments(p)
     p.add_argument("--persona", default="counselor", help="counselor, listener or cbt")
     p.add_argument("--voice", default="Chelsie", help="Chelsie or Ethan")
