@@ -54,6 +54,24 @@ class Conversation:
 
     _history: list
 
+    def configure(self, *, persona=None, voice=None, language=..., speech=None) -> None:
+        """Change persona, voice, language or speech from the next turn on."""
+        from carellm.prompts import check_voice, get_persona
+
+        opts = self.options
+        if persona is not None:
+            opts.persona = get_persona(persona)
+        if voice is not None:
+            opts.voice = check_voice(voice)
+        if language is not ...:
+            opts.language = check_language(language)
+        if speech is not None:
+            opts.speech = self._speech_setting(speech)
+
+    def _speech_setting(self, speech) -> bool:
+        """What ``configure(speech=...)`` stores; a backend that cannot speak notes it."""
+        return bool(speech)
+
     @property
     def history(self) -> list[tuple[PreparedTurn, Reply]]:
         """Completed (turn, reply) pairs, oldest first (a copy)."""

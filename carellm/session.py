@@ -85,17 +85,8 @@ class Session(Conversation):
         self._history: list[Exchange] = []
 
     # -- public API -------------------------------------------------------------------
-    def configure(self, *, persona=None, voice=None, language=..., speech=None) -> None:
-        """Change persona, voice, language or speech from the next turn on."""
-        opts = self.options
-        if persona is not None:
-            opts.persona = get_persona(persona)
-        if voice is not None:
-            opts.voice = check_voice(voice)
-        if language is not ...:
-            opts.language = check_language(language)
-        if speech is not None:
-            opts.speech = check_speech(speech, self.engine)
+    def _speech_setting(self, speech) -> bool:
+        return check_speech(speech, self.engine)  # this engine must have a talker
 
     def add_exchange(self, turn, reply_text: str, media_tokens: int = 0) -> None:
         """Put an earlier (user turn, assistant text) pair into the history without running

@@ -56,18 +56,6 @@ class LlamaSession(Conversation):
     _remember = Session._remember
     add_exchange = Session.add_exchange
 
-    def configure(self, *, persona=None, voice=None, language=..., speech=None) -> None:
-        """Change persona, voice, language or speech (noted, never spoken) from the next turn."""
-        opts = self.options
-        if persona is not None:
-            opts.persona = get_persona(persona)
-        if voice is not None:
-            opts.voice = check_voice(voice)
-        if language is not ...:
-            opts.language = check_language(language)
-        if speech is not None:
-            opts.speech = bool(speech)
-
     def stream(self, turn: Turn, report: bool = True) -> Iterator[object]:
         """Yield Assessment and TextDelta events, then Final(reply)."""
         clock = Stopwatch()
