@@ -35,7 +35,7 @@ from rich.progress import track
 from rich.table import Table
 
 import carellm
-from carellm.reply import AudioChunk, Final, TextDelta
+from carellm.evaluation.latency import time_stream
 from carellm.turn import Turn
 
 ONE_SENTENCE = 16  # reply tokens of the one-sentence case (one clause of the tiny model)
@@ -81,17 +81,7 @@ def stream_turns(engine, turn: Turn, *, repeats: int, tokens: int) -> list[dict]
     rows = []
     for i in track(range(repeats), description=f"streamed, {tokens} tokens", console=console):
         session = engine.session(seed=i, speech=True, max_new_tokens=tokens)
-        start = time.perf_counter()
-        first_audio = first_text = None
-        for event in session.stream(turn):
-            now = time.perf_counter() - start
-            if isinstance(event, AudioChunk) and first_audio is None:
-                first_audio = now
-            elif isinstance(event, TextDelta) and first_text is None:
-                first_text = now
-            elif isinstance(event, Final):
-                reply = event.reply
-        wall = time.perf_counter() - start
+        first_text, first_audio, wall, reply = time_stream(session, turn)
         seconds = reply.audio.size / reply.sample_rate
         rows.append({
             "ttft": first_text or wall, "ttfa": first_audio or wall, "wall": wall,

@@ -34,6 +34,7 @@ from carellm import emotion, safety
 from carellm.emotion.lexicon import RISK_CANDIDATES, RISK_QUESTIONS, Question
 from carellm.errors import InputError
 from carellm.generation import Prefill, score_candidates
+from carellm.prompts import CRISIS_NOTE
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +153,7 @@ def assess_turn(
         report_obj = _report(scores, probs, prepared, combined.level)
         note = emotion.summarize_for_prompt(report_obj)
     if safety.level_at_least(combined.level, "high"):
-        note = (note + " " if note else "") + (
-            "Safety: the user may be in crisis. Respond with warmth, take it seriously, and "
-            "encourage them to contact a crisis line or emergency services now."
-        )
+        note = (note + " " if note else "") + CRISIS_NOTE
     return report_obj, combined, note
 
 

@@ -35,6 +35,14 @@ _SHARED_RULES = (
 )
 
 
+# Added to the reply's prompt when a turn's safety level is high or imminent (the
+# escalation with hotlines is appended in code whatever the model writes).
+CRISIS_NOTE = (
+    "Safety: the user may be in crisis. Respond with warmth, take it seriously, and "
+    "encourage them to contact a crisis line or emergency services now."
+)
+
+
 @dataclass(frozen=True)
 class Persona:
     """A counseling style: the instructions placed after Qwen's sentence."""

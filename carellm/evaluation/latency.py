@@ -46,15 +46,15 @@ class LatencyOptions:
     progress: bool = True
 
 
-def time_turn(session, text: str) -> dict:
-    """Stream one turn and time its events."""
+def time_stream(session, turn) -> tuple[float | None, float | None, float, object]:
+    """Stream one turn: (seconds to first text, to first audio, wall seconds, Reply);
+    a first time is None when no such event came."""
     from carellm.reply import AudioChunk, Final, TextDelta
-    from carellm.turn import Turn
 
     start = time.perf_counter()
     first_text = first_audio = None
     reply = None
-    for event in session.stream(Turn(text=text)):
+    for event in session.stream(turn):
         now = time.perf_counter() - start
         if isinstance(event, TextDelta) and first_text is None:
             first_text = now
@@ -62,7 +62,14 @@ def time_turn(session, text: str) -> dict:
             first_audio = now
         elif isinstance(event, Final):
             reply = event.reply
-    wall = time.perf_counter() - start
+    return first_text, first_audio, time.perf_counter() - start, reply
+
+
+def time_turn(session, text: str) -> dict:
+    """Stream one turn and time its events."""
+    from carellm.turn import Turn
+
+    first_text, first_audio, wall, reply = time_stream(session, Turn(text=text))
     tokens = len(session.engine.encode(reply.model_text))
     decode = reply.timings.get("decode", 0.0)
     audio = 0.0 if reply.audio is None else reply.audio.size / reply.sample_rate

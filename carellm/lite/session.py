@@ -22,7 +22,7 @@ from carellm import emotion, safety
 from carellm.assessment import _question_ids, escalation_for  # ids encoded once per engine
 from carellm.conversation import Conversation, SessionOptions, check_language
 from carellm.lite.engine import check_room
-from carellm.prompts import build_inputs, check_voice, get_persona, system_prompt
+from carellm.prompts import CRISIS_NOTE, build_inputs, check_voice, get_persona, system_prompt
 from carellm.reply import OUTPUT_RATE, Assessment, EscalationDelta, Final, Reply, TextDelta
 from carellm.session import CONTEXT_BUDGET, Session, Stopwatch
 from carellm.turn import PreparedTurn, Turn, prepare
@@ -30,10 +30,6 @@ from carellm.turn import PreparedTurn, Turn, prepare
 logger = logging.getLogger(__name__)
 
 NO_SPEECH_NOTE = "no speech on the llama.cpp CPU tier: text replies only"
-CRISIS_NOTE = (
-    "Safety: the user may be in crisis. Respond with warmth, take it seriously, and "
-    "encourage them to contact a crisis line or emergency services now."
-)  # the same instruction `carellm.assessment.assess_turn` adds
 
 
 class LlamaSession(Conversation):
