@@ -62,11 +62,14 @@ def transformers_warnings(caplog):
     import logging
 
     hf_logger = logging.getLogger("transformers")
+    propagate = hf_logger.propagate  # another test may have turned propagation on:
+    hf_logger.propagate = False  # then caplog would see each record twice
     hf_logger.addHandler(caplog.handler)
     caplog.set_level(logging.WARNING, logger="transformers")
     logging.Logger.warning_once.cache_clear()
     yield caplog
     hf_logger.removeHandler(caplog.handler)
+    hf_logger.propagate = propagate
 
 
 @pytest.mark.timeout(120)
