@@ -33,7 +33,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 torch_pair=${CARELLM_TORCH:-"torch==2.14.1 torchvision==0.29.1"}
 extras="."
-[ $want_test = 1 ] && extras=".[test]"
+[ $want_test = 1 ] && extras=".[test,edge]"  # edge = MNN, a prebuilt wheel
 # The llama.cpp tier ([cpu] extra) compiles llama.cpp from source (about 19 CPU-minutes
 # measured here), so --test leaves it out; its tests skip with a reason. To run them:
 #   CMAKE_ARGS=-DLLAVA_BUILD=OFF .venv/bin/pip install -e '.[cpu]' && .venv/bin/python -m pytest -q tests/test_llamacpp.py

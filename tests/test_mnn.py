@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture(scope="module")
 def mnn_engine():
-    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    pytest.importorskip("MNN.llm", reason="pip install -e '.[edge]' (mnn==3.6.1)")
     return carellm.load(str(EXPORT / "config.json"), backend="mnn")
 
 
@@ -169,7 +169,7 @@ OMNI = Path(__file__).parent / "assets" / "mnn_tiny_omni"
 
 @pytest.fixture(scope="module")
 def omni_engine():
-    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    pytest.importorskip("MNN.llm", reason="pip install -e '.[edge]' (mnn==3.6.1)")
     from carellm.mnn import MnnEngine
 
     return MnnEngine(str(OMNI / "config.json"), threads=1)
@@ -211,7 +211,7 @@ def test_omni_history_mentions_past_media_without_resending_it(omni_engine):
 
 
 def test_export_whose_config_promises_a_talker_fails_to_load(tmp_path):
-    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    pytest.importorskip("MNN.llm", reason="pip install -e '.[edge]' (mnn==3.6.1)")
     folder = tmp_path / "omni"
     shutil.copytree(OMNI, folder)
     llm_config = json.loads((folder / "llm_config.json").read_text())
@@ -225,7 +225,7 @@ def test_an_mnn_turn_imports_no_torch():
     """An edge install has MNN, not torch: MnnEngine and its turns stay torch-free."""
     import subprocess
 
-    pytest.importorskip("MNN.llm", reason="pip install mnn==3.6.1")
+    pytest.importorskip("MNN.llm", reason="pip install -e '.[edge]' (mnn==3.6.1)")
     code = (
         "import sys, numpy as np\n"
         "from carellm.mnn import MnnEngine\n"
