@@ -46,11 +46,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(engine, max_new_tokens: int):
+def serve(engine, max_new_tokens: int, seed: int = 0):
     """Launch the demo on a free loopback port; returns (demo, url)."""
     from carellm.demo import build_app, launch
 
-    demo = build_app(engine, session_kwargs={"max_new_tokens": max_new_tokens, "seed": 0})
+    demo = build_app(engine, session_kwargs={"max_new_tokens": max_new_tokens, "seed": seed})
     port = _free_port()
     launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     return demo, f"http://127.0.0.1:{port}/"
@@ -295,10 +295,11 @@ def test_each_example_runs_a_turn_in_one_click(page, example):
 def test_closing_a_tab_mid_reply_leaves_the_app_working(browser, engine):
     """A tab closed while its reply streams must not block the next tab's turn.
 
-    Text only, with long replies: the reply streams token by token for many seconds,
-    so the closed tab's turn stops at the next token (a spoken sentence would first
-    have to be synthesised in full)."""
-    demo, url = serve(engine, max_new_tokens=400)
+    Text only, with a long reply: with seed 12 the tiny model's reply to this message
+    runs to the 2000-token cap (about 26 s of decoding on a quiet 2-core machine; seed 0
+    stops after about 140 tokens, under a second, which made this test depend on the
+    machine's speed), so the closed tab's turn stops at the next token."""
+    demo, url = serve(engine, max_new_tokens=2000, seed=12)
     try:
         first = open_tab(browser, url)
         mute(first)
