@@ -163,7 +163,6 @@ class ModelSpec:
     talker: TextDims | None = None  # speech-token decoder; None for lite models
     quantization: str | None = None  # "gptq-int4" or "awq": thinker decoder layers in 4 bit
     requires: tuple[str, ...] = ()  # importable packages loading it needs
-    full_prefill_logits: bool = True  # thinker.forward has no logits_to_keep (5.23)
     talker_extra_params: int = 0  # beside the talker's decoder: projections, code predictor
     token2wav_params: int = TOKEN2WAV_PARAMS  # the waveform decoder after the talker
     token2wav_fp32: bool = True  # Qwen2.5-Omni keeps token2wav in fp32; Qwen3 runs the dtype
@@ -207,7 +206,7 @@ def spec_from_config(config: dict, model_id: str, source: str = "") -> ModelSpec
         quantization = QUANT_METHODS.get(quant) if quant else None
         requires = QUANT_REQUIRES.get(quantization, ())
         if config.get("model_type") != "qwen2_5_omni":
-            return ModelSpec(model_id, "lite", _text(config), full_prefill_logits=False,
+            return ModelSpec(model_id, "lite", _text(config),
                              quantization=quantization, requires=requires, source=source)  # fmt: skip
         thinker = config["thinker_config"]
         text = _text(thinker.get("text_config", thinker))
@@ -316,7 +315,7 @@ def _built_in() -> dict[str, ModelSpec]:
     }
     specs = {QWEN3_OMNI: qwen3}
     for model_id, dims in lite.items():
-        specs[model_id] = ModelSpec(model_id, "lite", dims, full_prefill_logits=False,
+        specs[model_id] = ModelSpec(model_id, "lite", dims,
                                     source="built in (released config.json)")  # fmt: skip
     return specs
 
