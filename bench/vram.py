@@ -1,6 +1,6 @@
 """Measure peak GPU memory of real-size Qwen2.5-Omni 3B/7B (random weights) per turn shape.
 
-    python bench/vram.py            # modelled table; plus measurements when CUDA is present
+    python bench/vram.py            # `carellm plan` vs Qwen's table; measurements with CUDA
     python bench/vram.py --models 3B --cases text,audio30,video15
 
 No download: the released architectures are rebuilt from the dims in `carellm.planning.memory_model`,
@@ -15,7 +15,18 @@ import argparse
 import gc
 import sys
 
-from carellm.planning.memory_model import GIB, MODELS, PUBLISHED, ModelSpec, Workload, estimate
+from carellm.planning import Hardware, Needs, select
+from carellm.planning.memory_model import (
+    CALIBRATION,
+    FIT_POINTS,
+    GIB,
+    HELD_OUT,
+    MODELS,
+    PUBLISHED,
+    ModelSpec,
+    Workload,
+    estimate,
+)
 
 # case name -> (video seconds, audio seconds)
 CASES = {
@@ -29,43 +40,38 @@ NEW_TOKENS = 16  # thinker reply length in the measured generate
 TALKER_TOKENS = 64  # codec tokens (~1.3 s of speech)
 
 
-def published_workload(model_id: str, seconds: float, speech: bool = True) -> Workload:
-    """The conditions under which Qwen's figures appear to have been measured (doc/memory.md)."""
-    spec = MODELS[model_id]
-    return Workload(
-        video_seconds=seconds,
-        audio_seconds=0,
-        images=0,
-        text_tokens=64,
-        speech=speech and spec.quantization is None,
-        full_prefill_logits=False if model_id.endswith("3B") else None,
+def cli_estimate(model_id: str, dtype: str, seconds: float) -> tuple[float, str]:
+    """(GiB, of which Qwen's figure beyond our terms: served models only) of `carellm plan --model M --video-seconds S
+    --gpu-mem 141 [--dtype D]`: the CLI's defaults (speech on, 30 s of voice, one image,
+    600 text tokens) on a simulated 141 GB card."""
+    plan = select(
+        Needs(model=model_id, video_seconds=seconds, dtype=dtype),
+        Hardware.simulated(gpus_gb=[141]),
     )
+    return plan.estimated_peak_gb, plan.breakdown.get("unmodelled", 0.0)
 
 
-def published_estimate(model_id: str, dtype: str, seconds: float) -> float:
-    """Our estimate, in GiB, under the conditions of one published figure."""
-    spec = MODELS[model_id]
-    est = estimate(
-        spec,
-        published_workload(model_id, seconds),
-        dtype,
-        offload=spec.quantization is not None,
-        attention="sdpa" if dtype == "float32" else "flash_attention_2",
-    )
-    return est.peak / GIB
-
-
-def modelled_rows() -> list[tuple[str, str, int, float, float]]:
-    return [(m, d, s, published_estimate(m, d, s), p) for m, d, s, p in PUBLISHED]
+def role(model_id: str, dtype: str, seconds: float) -> str:
+    """How a published row is used: fitted, held out, or only compared."""
+    if dtype == "bfloat16" and (model_id, seconds) in FIT_POINTS:
+        return "fit"
+    if dtype == "bfloat16" and (model_id, seconds) in HELD_OUT:
+        return "held out"
+    return "served: floor" if MODELS[model_id].served else "compared"
 
 
 def print_modelled() -> None:
-    print("| model | dtype | video s | modelled GiB | published | error |")
-    print("|---|---|---:|---:|---:|---:|")
-    for model_id, dtype, seconds, modelled, published in modelled_rows():
-        error = 100 * (modelled - published) / published
+    print(f"calibration (fit on the 'fit' rows only): {CALIBRATION}\n")
+    print("A served model's plan never goes below the published figure; its error column")
+    print("is that of our terms alone.\n")
+    print("| model | dtype | video s | row | `carellm plan` GiB | published | error |")
+    print("|---|---|---:|---|---:|---:|---:|")
+    for model_id, dtype, seconds, published in PUBLISHED:
+        planned, unmodelled = cli_estimate(model_id, dtype, seconds)
+        error = 100 * (planned - unmodelled - published) / published  # our terms alone
         print(
-            f"| {model_id} | {dtype} | {seconds} | {modelled:.2f} | {published:.2f} | {error:+.1f} % |"
+            f"| {model_id} | {dtype} | {seconds} | {role(model_id, dtype, seconds)} "
+            f"| {planned:.2f} | {published:.2f} | {error:+.1f} % |"
         )
 
 
@@ -235,11 +241,70 @@ def run_gpu(model_ids: list[str], cases: list[str]) -> None:
             torch.cuda.empty_cache()
 
 
+def _rss_gib() -> float:
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+    return kib * 1024 / GIB
+
+
+def run_cpu_thinker(layers: int, tokens: int, new_tokens: int = 8) -> None:
+    """Peak RSS of one text turn (prefill of `tokens`, then `new_tokens` greedy steps) of a
+    random-weight thinker LLM with the 3B's shipped dims but `layers` decoder layers, bf16,
+    on CPU, against the plan's weight + KV + prefill terms for the same layers."""
+    import dataclasses
+    import resource
+
+    import torch
+    from transformers import Qwen2_5OmniThinkerConfig
+    from transformers.models.qwen2_5_omni import modeling_qwen2_5_omni as omni
+
+    spec = MODELS["Qwen/Qwen2.5-Omni-3B"]
+    text = dataclasses.replace(spec.text, layers=layers)
+    config = Qwen2_5OmniThinkerConfig(text_config={
+        "hidden_size": text.hidden, "num_hidden_layers": layers, "num_attention_heads": text.heads,
+        "num_key_value_heads": text.kv_heads, "intermediate_size": text.intermediate,
+        "vocab_size": text.vocab, "rope_scaling": {"mrope_section": [16, 24, 24], "type": "default"},
+    }).text_config  # fmt: skip
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    before = _rss_gib()
+    with torch.no_grad():
+        model = omni.Qwen2_5OmniThinkerTextModel._from_config(config, dtype=torch.bfloat16)
+        lm_head = torch.nn.Linear(text.hidden, text.vocab, bias=False, dtype=torch.bfloat16)
+        ids = torch.randint(0, 150000, (1, tokens))
+        out = model(input_ids=ids, use_cache=True)
+        cache, step = out.past_key_values, lm_head(out.last_hidden_state[:, -1:]).argmax(-1)
+        for _ in range(new_tokens):
+            out = model(input_ids=step, past_key_values=cache, use_cache=True)
+            cache, step = out.past_key_values, lm_head(out.last_hidden_state[:, -1:]).argmax(-1)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB - before
+    plan = estimate(dataclasses.replace(spec, text=text, vision=None, audio=None, talker=None),
+                    Workload(text_tokens=tokens + new_tokens, speech=False))  # fmt: skip
+    terms = plan.weights + plan.kv_cache + plan.prefill
+    print(f"\n3B thinker LLM, {layers} of 36 layers, bf16, CPU, {tokens} + {new_tokens} tokens")
+    print("| term | plan GiB |\n|---|---:|")
+    for name in ("weights", "kv_cache", "prefill"):
+        print(f"| {name} | {getattr(plan, name) / GIB:.3f} |")
+    print(f"| weights + KV + prefill | {terms / GIB:.3f} |")
+    print(f"| measured peak RSS above the process before building | {peak:.3f} |")
+    print(f"measured / planned = {peak * GIB / terms:.2f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="3B,7B", help="comma list of 3B,7B")
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma list of {list(CASES)}")
+    parser.add_argument(
+        "--cpu-layers",
+        type=int,
+        default=0,
+        help="also measure a CPU turn of the 3B thinker LLM with this many layers",
+    )
+    parser.add_argument("--cpu-tokens", type=int, default=2048, help="prompt tokens for it")
     args = parser.parse_args(argv)
+    if args.cpu_layers:
+        run_cpu_thinker(args.cpu_layers, args.cpu_tokens)
+        return 0
     print("Modelled peak vs Qwen's published minimum GPU memory (GiB)\n")
     print_modelled()
     try:

@@ -244,16 +244,131 @@ def _from_pretrained(
 
 
 def load_checkpoint(resolved: Resolved, *, device: str, dtype, speech: bool, attn: str | None):
-    """(model, processor) through the real transformers Qwen2.5-Omni classes."""
+    """(model, processor) through the real transformers Qwen2.5-Omni classes; a GPTQ or
+    AWQ checkpoint goes through `load_quantized` (what each needs is explained there)."""
     from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor
 
+    method = quantization_of(resolved.name, local=resolved.local)
     with quiet_talker_id_warnings():
-        model, processor = _from_pretrained(
-            resolved, Qwen2_5OmniProcessor, Qwen2_5OmniForConditionalGeneration,
-            device=device, dtype=dtype, attn=attn, enable_audio_output=speech,
-        )  # fmt: skip
+        if method is not None:
+            model, processor = load_quantized(
+                resolved, method, device=device, speech=speech, attn=attn,
+                processor_cls=Qwen2_5OmniProcessor, offline=_offline_kwargs(resolved),
+            )  # fmt: skip
+        else:
+            model, processor = _from_pretrained(
+                resolved, Qwen2_5OmniProcessor, Qwen2_5OmniForConditionalGeneration,
+                device=device, dtype=dtype, attn=attn, enable_audio_output=speech,
+            )  # fmt: skip
     check_talker_ids(model.config)
     return model, processor
+
+
+# ------------------------------------------------------------------ GPTQ / AWQ checkpoints
+# transformers 5.23 cannot load Qwen's Omni GPTQ checkpoint through from_pretrained: its
+# GPTQ quantizer (quantizers/quantizer_gptq.py, _process_model_before_weight_loading)
+# raises "We can only quantize pure text model." for any model whose main_input_name is
+# not input_ids, and Qwen2_5OmniForConditionalGeneration's is input_features. Qwen's
+# low-VRAM-mode demo loads it with gptqmodel's own loader instead (`GPTQModel.load`), with
+# only the thinker's decoder layers quantized; gptqmodel ships that mapping for
+# qwen2_5_omni (module tree thinker.model.layers). AWQ goes through from_pretrained (its
+# quantizer needs gptqmodel and accelerate, not autoawq), but it turns every nn.Linear it
+# is not told to skip into a 4-bit layer: Qwen's AWQ checkpoint quantizes only the
+# thinker's decoder layers, so the encoders, talker, token2wav and lm_head are skipped.
+QUANT_PACKAGES = {"gptq": ("gptqmodel",), "awq": ("gptqmodel", "accelerate")}
+AWQ_NOT_CONVERTED = ["lm_head", "audio_tower", "visual", "talker", "token2wav"]
+
+
+def quantization_of(name: str, *, local: bool) -> str | None:
+    """ "gptq" / "awq" for a quantized checkpoint (its config's quant_method, or a hub id
+    ending in -GPTQ-Int4 / -AWQ), else None."""
+    import json
+
+    if local:
+        try:
+            config = json.loads((Path(name) / "config.json").read_text())
+        except (OSError, ValueError):
+            return None
+        method = (config.get("quantization_config") or {}).get("quant_method")
+        return method if method in QUANT_PACKAGES else None
+    upper = name.upper()
+    return "gptq" if "GPTQ" in upper else "awq" if upper.endswith("-AWQ") else None
+
+
+def require_packages(method: str, name: str) -> None:
+    """ModelLoadError naming the pip command when a package `method` needs is missing."""
+    import importlib.util
+
+    missing = [p for p in QUANT_PACKAGES[method] if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ModelLoadError(
+            f"{name} is {method.upper()}-quantized and needs {', '.join(missing)}: "
+            f"pip install {' '.join(missing)} (then load it again)"
+        )
+
+
+def load_quantized(resolved: Resolved, method: str, *, device: str, speech: bool, attn,
+                   processor_cls, offline: dict):  # fmt: skip
+    """(model, processor) of a GPTQ/AWQ Omni checkpoint in float16 (the 4-bit kernels'
+    activation dtype); the model is the plain transformers Qwen2.5-Omni module."""
+    import torch
+
+    require_packages(method, resolved.name)
+    kwargs = {"dtype": torch.float16, **offline}
+    if attn:
+        kwargs["attn_implementation"] = attn
+    try:
+        processor = processor_cls.from_pretrained(resolved.name, **offline)
+        if method == "gptq":
+            from gptqmodel import GPTQModel
+
+            _register_gptq_omni_layout()
+            where = {"device_map": "auto"} if device == "auto" else {"device": device}
+            wrapped = GPTQModel.load(resolved.name, **where, **kwargs)
+            model = wrapped.model
+        else:
+            from transformers import AwqConfig, Qwen2_5OmniForConditionalGeneration
+
+            config = AwqConfig.from_dict(_quant_config(resolved, offline))
+            config.modules_to_not_convert = AWQ_NOT_CONVERTED
+            device_map = "auto" if device == "auto" else {"": device}
+            model = Qwen2_5OmniForConditionalGeneration.from_pretrained(
+                resolved.name, quantization_config=config, device_map=device_map, **kwargs
+            )
+    except ModelLoadError:
+        raise
+    except Exception as e:  # ImportError of a kernel, OSError, ValueError, hub errors
+        first = f"cannot load the {method.upper()} model {resolved.name}: {e}".splitlines()[0]
+        raise ModelLoadError(first) from e
+    if not speech and hasattr(model, "disable_talker"):
+        model.disable_talker()
+    return model.eval(), processor
+
+
+def _register_gptq_omni_layout() -> None:
+    """Point gptqmodel's qwen2_5_omni definition at transformers 5.23's module names.
+
+    gptqmodel 7.7 names transformers 4.5x's layout (thinker.model.layers, the mapping of
+    Qwen's low-VRAM-mode `Qwen25OmniThiknerGPTQ`: only the thinker's decoder layers are
+    4-bit); 5.23 nests that decoder under thinker.model.language_model, where the stock
+    definition finds no layers (tried on CPU, doc/memory.md). `return_audio` is gone in
+    5.23: text-only generation is `generation_mode="text"`.
+    """
+    from gptqmodel.models import auto
+    from gptqmodel.models.definitions.base_qwen2_5_omni import BaseQwen2_5_OmniGPTQ as Base
+
+    layout = {
+        "pre_lm_head_norm_module": "thinker.model.language_model.norm",
+        "module_tree": ["thinker", "model", "language_model", "layers", "#", Base.module_tree[-1]],
+        "INPUT_EMBEDDING_EXTRA_ARGS": {"generation_mode": "text"},
+    }
+    auto.MODEL_MAP["qwen2_5_omni"] = type("Qwen2_5OmniGPTQ_T523", (Base,), layout)
+
+
+def _quant_config(resolved: Resolved, offline: dict) -> dict:
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(resolved.name, **offline).quantization_config
 
 
 def load_lite(resolved: Resolved, *, device: str, dtype, attn: str | None):

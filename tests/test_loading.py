@@ -200,3 +200,64 @@ def test_auto_on_a_machine_where_nothing_fits_says_what_would(monkeypatch):
     with pytest.raises(MemoryPlanError) as err:
         carellm.load("auto")
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ GPTQ / AWQ checkpoints
+
+
+def _quantized_copy(tiny_path, tmp_path, method: str):
+    """The tiny checkpoint with a `method` quantization_config in its config.json."""
+    import json
+
+    folder = tmp_path / f"tiny-{method}"
+    shutil.copytree(tiny_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": method, "bits": 4, "group_size": 128}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "local", "method"),
+    [
+        ("Qwen/Qwen2.5-Omni-7B-GPTQ-Int4", False, "gptq"),
+        ("Qwen/Qwen2.5-Omni-7B-AWQ", False, "awq"),
+        ("Qwen/Qwen2.5-Omni-7B", False, None),
+    ],
+)
+def test_quantization_of_hub_ids(name, local, method):
+    from carellm.loading import quantization_of
+
+    assert quantization_of(name, local=local) == method
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", ["gptq", "awq"])
+def test_quantized_folder_without_gptqmodel_names_the_pip_command(tiny_path, tmp_path, method):
+    import importlib.util
+
+    from carellm.loading import quantization_of
+
+    if importlib.util.find_spec("gptqmodel") is not None:
+        pytest.skip("gptqmodel is installed: the missing-package message cannot be seen")
+    folder = _quantized_copy(tiny_path, tmp_path, method)
+    assert quantization_of(str(folder), local=True) == method
+    with pytest.raises(ModelLoadError) as err:
+        carellm.load(str(folder), device="cpu")
+    message = str(err.value)
+    assert f"is {method.upper()}-quantized" in message and "pip install gptqmodel" in message
+    assert "\n" not in message
+
+
+def test_plan_offers_a_quantized_model_only_with_its_package():
+    from carellm.planning.hardware import Hardware
+    from carellm.planning.selection import Needs, select
+
+    needs = Needs(speech=False)
+    without = select(needs, Hardware.simulated(gpus_gb=[12]))
+    with_it = select(needs, Hardware.simulated(gpus_gb=[12], packages=("gptqmodel",)))
+    assert "GPTQ" not in without.model and with_it.model == "Qwen/Qwen2.5-Omni-7B-GPTQ-Int4"
+    assert any("pip install gptqmodel" in r for r in without.reasons)
+    assert any("untested" in w for w in with_it.warnings)
+    forced = select(Needs(model="Qwen/Qwen2.5-Omni-7B-AWQ"), Hardware.simulated(gpus_gb=[24]))
+    assert any("does not load here: pip install gptqmodel" in w for w in forced.warnings)

@@ -114,8 +114,6 @@ def _print_table(plan, tiers=()) -> None:
     rows += [("reason", r) for r in plan.reasons]
     rows += [("warning", f"[yellow]{w}[/]") for w in plan.warnings]
     rows += [("try", s) for s in plan.suggestions]
-    if plan.max_memory:
-        rows.append(("max_memory", ", ".join(f"{d}: {m}" for d, m in plan.max_memory)))
     for t in tiers:  # served (vLLM-Omni) and edge (MNN) tiers beside the in-process plan
         fit = "[green]fits[/]" if t.fits else "[red]does not fit[/]"
         rows.append((t.kind, f"{t.model}: {t.peak_gb:.2f} GB, {fit} here; {t.how} ({t.source})"))

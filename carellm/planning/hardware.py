@@ -17,7 +17,12 @@ from carellm.errors import InputError
 log = logging.getLogger(__name__)
 
 GIB = 2**30  # bytes
-OPTIONAL_PACKAGES = ("flash_attn", "bitsandbytes", "gptqmodel", "awq", "llama_cpp")  # awq = autoawq
+OPTIONAL_PACKAGES = (
+    "flash_attn",
+    "bitsandbytes",
+    "gptqmodel",
+    "llama_cpp",
+)  # GPTQ and AWQ: gptqmodel
 
 
 @dataclass(frozen=True)

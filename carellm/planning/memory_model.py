@@ -1,28 +1,41 @@
-"""Peak-memory model of one counseling turn, computed from the released architectures' dims.
+"""Peak-memory model of one counseling turn, from the checkpoint's own dimensions.
 
 Every size here is in bytes unless a name ends in ``_gib``; "GB" in user-facing text means
 GiB (2**30 bytes), which is how GPU makers size cards (a "24 GB" card has 24 GiB) and how
 we read Qwen's published table (see doc/memory.md).
 
-The estimate is the sum of
+The estimate is overhead + resident weights + the larger of two phases:
 
-- resident weights: parameters by component x dtype bytes (token2wav always fp32;
-  GPTQ/AWQ linear layers at ~4.25 bits including group scales);
-- the larger of two phases: the encoder phase (vision/audio encoder activations, plus the
-  encoder weights when they are loaded on demand) and the decoder phase (KV cache, the
-  full-vocabulary prefill logits that transformers' thinker materialises, the per-layer
-  hidden states kept for the talker, and the talker/token2wav when they are loaded on
-  demand);
-- a fixed overhead (CUDA context, allocator slack).
+- weights: parameters per component (thinker LLM, vision and audio encoders, talker,
+  token2wav) counted from the config.json (`carellm.planning.dims`) x dtype bytes;
+  token2wav always fp32; GPTQ/AWQ decoder-layer linears at 4 bits plus group scales;
+- encoder phase: the vision encoder's working set per patch (all windows of the turn's
+  frames and images run as one batch) or the audio encoder's per frame (its 2-s chunks
+  likewise), whichever is larger: they run one after the other;
+- decoder phase: the thinker's KV cache, one decoder layer's MLP working set over the
+  prompt (the prefill's largest transient) and, with speech, the per-layer hidden states
+  `generate` keeps for the talker and the talker's own prefill over the prompt.
 
-Four coefficients (`CALIBRATION`) were fitted once against Qwen's published minimum-memory
-table; tests/test_selection.py checks every published figure is reproduced within 10 %.
+Only three numbers are fitted (`Calibration`): the overhead and the factors on the two
+speech terms, by least squares on four of Qwen's six BF16 figures; the other two are held
+out (`FIT_POINTS`, `HELD_OUT`; tests/test_planning.py checks them through `carellm plan`).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from carellm.planning.dims import (  # noqa: F401 (MODELS, QWEN3_OMNI, *Dims re-exported)
+    AUDIO_TOKENS_PER_SECOND,
+    MODELS,
+    QWEN3_OMNI,
+    AudioDims,
+    ModelSpec,
+    TextDims,
+    VisionDims,
+    folder_spec,
+)
 
 GIB = 2**30  # bytes
 
@@ -59,258 +72,30 @@ MNN_PUBLISHED = [
     ("taobao-mnn/Qwen2.5-Omni-3B-MNN", 3.6, 23.31),
 ]
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}
-QUANT_BYTES_PER_PARAM = 0.53  # 4-bit weights + fp16 scales and packed zeros per group of 128
+QUANT_BYTES_PER_PARAM = 0.52  # 4-bit weights + an fp16 scale and a packed zero per 128
 MERGED_PATCH_PIXELS = 28 * 28  # one LLM token = 2x2 merged 14-px patches (per 2 frames for video)
-AUDIO_TOKENS_PER_SECOND = 25  # 16 kHz mel at 100 frames/s, conv stride 2, pooled by 2
 AUDIO_ENCODER_FRAMES_PER_TOKEN = 2  # encoder runs at 50 frames/s before the pooling
-TOKEN2WAV_PARAMS = 450_000_000  # DiT + BigVGAN; same in 3B and 7B, always run in fp32
+PREFILL_MLP_ARRAYS = 3  # gate and up projections and their product, one layer at a time
+# Qwen's BF16 rows the calibration is fitted on, and those it is checked against only.
+FIT_POINTS = (
+    ("Qwen/Qwen2.5-Omni-3B", 15), ("Qwen/Qwen2.5-Omni-3B", 60),
+    ("Qwen/Qwen2.5-Omni-7B", 15), ("Qwen/Qwen2.5-Omni-7B", 60),
+)  # fmt: skip
+HELD_OUT = (("Qwen/Qwen2.5-Omni-3B", 30), ("Qwen/Qwen2.5-Omni-7B", 30))
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """Dimensionless factors on the physical terms, fitted to Qwen's published table."""
+    """The three fitted numbers (`fit_calibration()` reproduces them from FIT_POINTS)."""
 
-    overhead_gib: float = 1.75  # CUDA context, cuBLAS workspace, allocator slack
-    kv_factor: float = 3.1  # the cache, its torch.cat copies, and per-token prefill transients
-    hidden_factor: float = 1.75  # thinker hidden states of every layer kept for the talker
-    logits_factor: float = 1.0  # prefill logits for every position, in the model dtype
-    encoder_factor: float = 1.0  # encoder activations per patch/frame (hidden + MLP width)
-    # Without flash-attention in fp32 (Qwen's FP32 row) a T x T score buffer per decoder
-    # layer; fitted to the only two non-flash figures published, so loosely constrained.
-    eager_attention_factor: float = 2.7
+    overhead_gib: float = 0.0  # CUDA context, workspaces, allocator slack, GiB
+    hidden_factor: float = 0.0  # x the per-layer hidden states kept for the talker
+    talker_factor: float = 0.0  # x the talker's prefill working set (KV + one MLP)
 
 
-CALIBRATION = Calibration()
-
-
-@dataclass(frozen=True)
-class TextDims:
-    """A Qwen2-style decoder (the thinker's LLM, or a lite text model)."""
-
-    hidden: int
-    layers: int
-    heads: int
-    kv_heads: int
-    intermediate: int
-    vocab: int
-    head_dim: int = 128
-    tied_embeddings: bool = False  # lm_head shares the embedding matrix
-    # Mixture of experts (Qwen3-MoE style): `experts` SwiGLU experts of width
-    # `expert_intermediate` replace the dense MLP, `active_experts` of them run per token;
-    # `shared_intermediate` > 0 adds an always-on shared expert. 0 experts: dense MLP.
-    experts: int = 0
-    active_experts: int = 0
-    expert_intermediate: int = 0
-    shared_intermediate: int = 0
-    qkv_bias: bool = True  # Qwen2 has q/k/v biases; Qwen3 has none (and q/k RMSNorms)
-
-    @property
-    def embedding_params(self) -> int:
-        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
-
-    def _layer_params(self, experts: int) -> int:
-        q_out = self.heads * self.head_dim
-        kv_out = self.kv_heads * self.head_dim
-        attention = self.hidden * (q_out + 2 * kv_out) + q_out * self.hidden
-        attention += (q_out + 2 * kv_out) if self.qkv_bias else 2 * self.head_dim
-        if self.experts:
-            mlp = experts * 3 * self.hidden * self.expert_intermediate + self.hidden * self.experts
-            if self.shared_intermediate:
-                mlp += 3 * self.hidden * self.shared_intermediate + self.hidden
-        else:
-            mlp = 3 * self.hidden * self.intermediate  # gate, up, down
-        return attention + mlp + 2 * self.hidden  # two RMSNorms
-
-    @property
-    def layer_params(self) -> int:
-        return self._layer_params(self.experts)
-
-    @property
-    def params(self) -> int:
-        return self.embedding_params + self.layers * self.layer_params + self.hidden
-
-    @property
-    def active_params(self) -> int:
-        """Parameters one token runs through (all of them for a dense model)."""
-        layer = self._layer_params(self.active_experts)
-        return self.embedding_params + self.layers * layer + self.hidden
-
-    def kv_bytes_per_token(self, dtype_bytes: int) -> int:
-        return 2 * self.layers * self.kv_heads * self.head_dim * dtype_bytes
-
-
-@dataclass(frozen=True)
-class VisionDims:
-    """Qwen2.5-Omni's ViT: 14-px patches, 2x2 spatial merge, 2-frame temporal patches."""
-
-    out_hidden: int  # equals the thinker's hidden size
-    depth: int = 32
-    hidden: int = 1280
-    heads: int = 16
-    intermediate: int = 3420
-    patch: int = 14
-    spatial_merge: int = 2
-    temporal_patch: int = 2
-    gated_mlp: bool = True  # SwiGLU (3 matrices); Qwen3-Omni's ViT has fc1/fc2 (2)
-    mergers: int = 1  # patch mergers; Qwen3-Omni adds 3 "deepstack" ones
-    position_embeddings: int = 0  # learned absolute positions (Qwen3-Omni: 2304)
-
-    @property
-    def token_pixels(self) -> int:
-        """Pixels behind one LLM token: a merged (patch x merge)^2 square."""
-        return (self.patch * self.spatial_merge) ** 2
-
-    @property
-    def params(self) -> int:
-        patch_embed = 3 * self.temporal_patch * self.patch**2 * self.hidden
-        mlp = (3 if self.gated_mlp else 2) * self.hidden * self.intermediate
-        block = 4 * self.hidden**2 + mlp + 2 * self.hidden
-        merged = self.hidden * self.spatial_merge**2
-        merger = merged * merged + merged * self.out_hidden
-        positions = self.position_embeddings * self.hidden
-        return patch_embed + self.depth * block + self.mergers * merger + positions
-
-    def activation_bytes_per_patch(self, dtype_bytes: int) -> float:
-        return (self.hidden + self.intermediate) * dtype_bytes
-
-
-@dataclass(frozen=True)
-class AudioDims:
-    """Qwen2.5-Omni's Whisper-style audio encoder (128 mel bins, 30-s windows)."""
-
-    output_dim: int  # equals the thinker's hidden size
-    layers: int = 32
-    d_model: int = 1280
-    ffn: int = 5120
-    n_mels: int = 128
-    tokens_per_second: float = AUDIO_TOKENS_PER_SECOND  # LLM tokens per second of audio
-
-    @property
-    def params(self) -> int:
-        convs = 3 * self.n_mels * self.d_model + 3 * self.d_model**2
-        layer = 4 * self.d_model**2 + 2 * self.d_model * self.ffn
-        return convs + self.layers * layer + self.d_model * self.output_dim
-
-    def activation_bytes_per_frame(self, dtype_bytes: int) -> float:
-        return (self.d_model + self.ffn) * dtype_bytes
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One loadable model: its id, tier and the dims its memory is computed from."""
-
-    model_id: str
-    tier: str  # "omni" (audio/vision in, speech out) or "lite" (text only)
-    text: TextDims
-    vision: VisionDims | None = None
-    audio: AudioDims | None = None
-    talker: TextDims | None = None  # speech-token decoder; None for lite models
-    quantization: str | None = None  # "gptq-int4" or "awq": thinker linears in 4 bit
-    requires: str | None = None  # importable package the quantized kernels need
-    full_prefill_logits: bool = True  # thinker.forward has no logits_to_keep (5.23)
-    talker_extra_params: int = 0  # beside the talker's decoder: projections, code predictor
-    token2wav_params: int = TOKEN2WAV_PARAMS  # the waveform decoder after the talker
-    token2wav_fp32: bool = True  # Qwen2.5-Omni keeps token2wav in fp32; Qwen3 runs the dtype
-    served: bool = False  # too large for CareLLM's in-process tiers: run behind vLLM-Omni
-
-    @property
-    def component_params(self) -> dict[str, int]:
-        parts = {"thinker": self.text.params}
-        if self.vision is not None:
-            parts["vision"] = self.vision.params
-        if self.audio is not None:
-            parts["audio"] = self.audio.params
-        if self.talker is not None:
-            parts["talker"] = self.talker.params + self.talker_extra_params
-            parts["token2wav"] = self.token2wav_params
-        return parts
-
-
-_TEXT_7B = TextDims(3584, 28, 28, 4, 18944, 152064)
-_TEXT_3B = TextDims(2048, 36, 16, 2, 11008, 151936)
-# Talker: 24 layers, 896 wide, codec vocabulary 8448, input projection from the thinker
-# width. The 3B talker's MLP width is inferred from its ~0.39 B parameter count.
-_TALKER_7B = TextDims(896, 24, 12, 4, 18944, 8448 + 3584)
-_TALKER_3B = TextDims(896, 24, 12, 4, 4864, 8448 + 2048)
-
-# Qwen3-Omni-30B-A3B (Instruct): dims from the released config.json (thinker_config /
-# talker_config / code2wav_config of Qwen/Qwen3-Omni-30B-A3B-Instruct, as printed by
-# transformers' Qwen3OmniMoeConfig; class defaults in transformers 5.23's
-# configuration_qwen3_omni_moe.py differ and are not used). Released checkpoint:
-# 35,259,818,545 parameters (65.68 GiB in bf16); tests check we land within 1 %.
-QWEN3_OMNI = "Qwen/Qwen3-Omni-30B-A3B-Instruct"
-# thinker text_config: 48 layers, 2048 wide, 32 q / 4 kv heads of 128, no qkv bias,
-# 128 experts of width 768 with 8 active per token, vocabulary 152064, untied lm_head.
-_TEXT_QWEN3_OMNI = TextDims(
-    2048, 48, 32, 4, 768, 152064, experts=128, active_experts=8, expert_intermediate=768,
-    qkv_bias=False,
-)  # fmt: skip
-# talker text_config: 20 layers, 1024 wide, 16 q / 2 kv heads, 128 experts of width 384
-# (6 active) plus a shared expert of 768, codec vocabulary 3072.
-_TALKER_QWEN3_OMNI = TextDims(
-    1024, 20, 16, 2, 2048, 3072, experts=128, active_experts=6, expert_intermediate=384,
-    shared_intermediate=768, qkv_bias=False,
-)  # fmt: skip
-# vision_config: 27 blocks of 1152 (MLP 4304, fc1/fc2), 16-px patches, a merger plus 3
-# "deepstack" mergers, 2304 learned positions; out 2048.
-_VISION_QWEN3_OMNI = VisionDims(2048, depth=27, hidden=1152, intermediate=4304, patch=16,
-                                gated_mlp=False, mergers=4, position_embeddings=2304)  # fmt: skip
-# Beside the talker's decoder: text/hidden projections (2 x [2048->2048->1024] MLPs,
-# 12.6 M) and the code predictor (5 layers of 1024 with MLP 3072, 15 codebook embeddings
-# and 15 heads of 2048 x 1024: 141.6 M).
-_QWEN3_TALKER_EXTRA = 12_600_000 + 141_600_000
-# code2wav: 8-layer 1024-wide transformer (109 M), code embedding 32768 x 1024 (33.5 M),
-# 2 ConvNeXt upsamplers (21 M), causal conv decoder 1536 -> 96 channels (52 M).
-_QWEN3_CODE2WAV = 216_000_000
-
-
-def _omni(model_id: str, text: TextDims, talker: TextDims, **kw) -> ModelSpec:
-    return ModelSpec(
-        model_id, "omni", text, VisionDims(text.hidden), AudioDims(text.hidden), talker, **kw
-    )
-
-
-MODELS: dict[str, ModelSpec] = {
-    spec.model_id: spec
-    for spec in (
-        _omni("Qwen/Qwen2.5-Omni-7B", _TEXT_7B, _TALKER_7B),
-        _omni("Qwen/Qwen2.5-Omni-3B", _TEXT_3B, _TALKER_3B),
-        _omni(
-            "Qwen/Qwen2.5-Omni-7B-GPTQ-Int4",
-            _TEXT_7B,
-            _TALKER_7B,
-            quantization="gptq-int4",
-            requires="gptqmodel",
-        ),
-        _omni("Qwen/Qwen2.5-Omni-7B-AWQ", _TEXT_7B, _TALKER_7B, quantization="awq", requires="awq"),
-        ModelSpec(
-            QWEN3_OMNI,
-            "omni",
-            _TEXT_QWEN3_OMNI,
-            _VISION_QWEN3_OMNI,
-            # audio_config (AuT): 32 layers of 1280, FFN 5120, output 2048; 13 tokens per
-            # second of 16 kHz audio (_get_feat_extract_output_lengths: 13 per 100 frames).
-            AudioDims(2048, tokens_per_second=13),
-            _TALKER_QWEN3_OMNI,
-            talker_extra_params=_QWEN3_TALKER_EXTRA,
-            token2wav_params=_QWEN3_CODE2WAV,
-            token2wav_fp32=False,
-            served=True,
-        ),
-        ModelSpec(
-            "Qwen/Qwen2.5-1.5B-Instruct",
-            "lite",
-            TextDims(1536, 28, 12, 2, 8960, 151936, tied_embeddings=True),
-            full_prefill_logits=False,
-        ),
-        ModelSpec(
-            "Qwen/Qwen2.5-0.5B-Instruct",
-            "lite",
-            TextDims(896, 24, 14, 2, 4864, 151936, head_dim=64, tied_embeddings=True),
-            full_prefill_logits=False,
-        ),
-    )
-}
+CALIBRATION = Calibration(
+    overhead_gib=2.071, hidden_factor=0.809, talker_factor=2.535
+)  # fit_calibration()
 
 
 @dataclass(frozen=True)
@@ -332,7 +117,6 @@ class Workload:
     video_total_pixels: float = 128000 * MERGED_PATCH_PIXELS * 0.9
     image_max_pixels: int = 1280 * MERGED_PATCH_PIXELS
     speech: bool = True  # run the talker + token2wav
-    full_prefill_logits: bool | None = None  # None: as the model's forward does
 
     @property
     def video_frames(self) -> int:
@@ -371,31 +155,39 @@ class Estimate:
     """Estimated peak memory of one turn, in bytes, by term."""
 
     weights: float  # parameters resident for the whole turn
-    encoders: float  # encoder phase: activations (+ encoder weights loaded on demand)
-    kv_cache: float  # thinker KV cache (x calibration factor)
-    activations: float  # prefill logits + hidden states kept for the talker
-    speech: float  # talker + token2wav loaded on demand (0 when resident or off)
+    encoders: float  # encoder phase: vision or audio encoder working set
+    kv_cache: float  # thinker KV cache of the prompt + reply
+    prefill: float  # one decoder layer's MLP working set over the prompt
+    hidden_states: float  # per-layer thinker states kept for the talker (x hidden_factor)
+    talker: float  # the talker's prefill over the prompt (x talker_factor)
     overhead: float
     tokens: int  # thinker prompt + reply length
     components: dict[str, float] = field(default_factory=dict)  # resident weights by part
+    # Served models only: what Qwen's published figure (interpolated over video length)
+    # holds beyond the terms above; the plan never promises less than Qwen measured.
+    unmodelled: float = 0.0
 
     @property
     def decoder_phase(self) -> float:
-        return self.kv_cache + self.activations + self.speech
+        return self.kv_cache + self.prefill + self.hidden_states + self.talker
 
     @property
     def peak(self) -> float:
-        return self.overhead + self.weights + max(self.encoders, self.decoder_phase)
+        phases = max(self.encoders, self.decoder_phase)
+        return self.overhead + self.weights + phases + self.unmodelled
 
     def as_gib(self) -> dict[str, float]:
         terms = {
             "weights": self.weights,
             "encoders": self.encoders,
             "kv_cache": self.kv_cache,
-            "activations": self.activations,
-            "speech": self.speech,
+            "prefill": self.prefill,
+            "hidden_states": self.hidden_states,
+            "talker": self.talker,
             "overhead": self.overhead,
         }
+        if self.unmodelled:
+            terms["unmodelled"] = self.unmodelled
         return {name: round(value / GIB, 2) for name, value in terms.items()}
 
 
@@ -415,70 +207,111 @@ def media_tokens(spec: ModelSpec, work: Workload) -> tuple[int, int, int]:
     return video, image, math.ceil(seconds * spec.audio.tokens_per_second)
 
 
-def estimate(
-    spec: ModelSpec,
-    work: Workload,
-    dtype: str = "bfloat16",
-    offload: bool = False,
-    attention: str = "flash_attention_2",
-    calibration: Calibration = CALIBRATION,
-) -> Estimate:
-    """Peak memory of `spec` running `work` in `dtype` with `attention` implementation.
+def spec_for(model: str) -> ModelSpec:
+    """The ModelSpec of a known id (shipped or built-in config) or of a checkpoint folder."""
+    if model in MODELS:
+        return MODELS[model]
+    return folder_spec(model)
 
-    ``offload`` models Qwen's low-VRAM mode: only the thinker LLM stays resident; encoders,
-    talker and token2wav are loaded for their phase and then moved back to the CPU.
-    """
-    nbytes = DTYPE_BYTES[dtype]
-    speech = work.speech and spec.talker is not None
-    components: dict[str, float] = {}
+
+def _weights(spec: ModelSpec, nbytes: int, speech: bool) -> dict[str, float]:
+    out: dict[str, float] = {}
     for name, params in spec.component_params.items():
         if name in ("talker", "token2wav") and not speech:
             continue
         if name == "token2wav" and spec.token2wav_fp32:
-            components[name] = params * 4.0
+            out[name] = params * 4.0
         elif name == "thinker" and spec.quantization:
             embeds = spec.text.embedding_params
-            components[name] = (params - embeds) * QUANT_BYTES_PER_PARAM + embeds * nbytes
+            out[name] = (params - embeds) * QUANT_BYTES_PER_PARAM + embeds * nbytes
         else:
-            components[name] = float(params * nbytes)
+            out[name] = float(params * nbytes)
+    return out
 
-    on_demand = {n: b for n, b in components.items() if offload and n != "thinker"}
-    resident = {n: b for n, b in components.items() if n not in on_demand}
 
-    encoder_act = 0.0
-    if spec.vision is not None:
-        video_tokens, image_tokens, audio_tokens = media_tokens(spec, work)
-        patches = (video_tokens + image_tokens) * spec.vision.spatial_merge**2
-        vision_act = patches * spec.vision.activation_bytes_per_patch(nbytes)
-        vision_act += on_demand.get("vision", 0.0)
-        audio_frames = audio_tokens * AUDIO_ENCODER_FRAMES_PER_TOKEN
-        audio_act = audio_frames * spec.audio.activation_bytes_per_frame(nbytes)
-        audio_act += on_demand.get("audio", 0.0)
-        encoder_act = calibration.encoder_factor * max(vision_act, audio_act)
-        tokens = video_tokens + image_tokens + audio_tokens + work.text_tokens
-    else:  # a lite model sees the text only
-        tokens = work.text_tokens
+def _encoder_phase(spec: ModelSpec, work: Workload, nbytes: int) -> tuple[float, int]:
+    """(encoder working set, thinker tokens) of `work`."""
+    if spec.vision is None or spec.audio is None:  # a lite model sees the text only
+        return 0.0, work.text_tokens
+    video, image, audio = media_tokens(spec, work)
+    patches = (video + image) * spec.vision.spatial_merge**2
+    vision = patches * spec.vision.activation_bytes_per_patch(nbytes)
+    frames = audio * AUDIO_ENCODER_FRAMES_PER_TOKEN
+    audio_act = frames * spec.audio.activation_bytes_per_frame(nbytes)
+    return max(vision, audio_act), video + image + audio + work.text_tokens
 
+
+def estimate(
+    spec: ModelSpec,
+    work: Workload,
+    dtype: str = "bfloat16",
+    calibration: Calibration | None = None,
+) -> Estimate:
+    """Peak memory of `spec` running `work` in `dtype` (flash-attention or SDPA's
+    memory-efficient kernel: no tokens x tokens score buffer)."""
+    calibration = calibration or CALIBRATION
+    nbytes = DTYPE_BYTES[dtype]
+    speech = work.speech and spec.talker is not None
+    components = _weights(spec, nbytes, speech)
+    encoders, tokens = _encoder_phase(spec, work, nbytes)
     text = spec.text
-    kv = calibration.kv_factor * tokens * text.kv_bytes_per_token(nbytes)
-    full_logits = (
-        spec.full_prefill_logits if work.full_prefill_logits is None else work.full_prefill_logits
-    )
-    logits = calibration.logits_factor * tokens * text.vocab * nbytes if full_logits else 0.0
-    hidden = 0.0
+    width = text.expert_intermediate * text.active_experts if text.experts else text.intermediate
+    hidden = talker = 0.0
     if speech:
         hidden = calibration.hidden_factor * tokens * (text.layers + 1) * text.hidden * nbytes
-    scores = 0.0
-    if attention != "flash_attention_2" and dtype == "float32":
-        scores = calibration.eager_attention_factor * text.layers * tokens**2 * nbytes
-    talker_on_demand = on_demand.get("talker", 0.0) + on_demand.get("token2wav", 0.0)
-    return Estimate(
-        weights=sum(resident.values()),
-        encoders=encoder_act,
-        kv_cache=kv,
-        activations=logits + hidden + scores,
-        speech=talker_on_demand,
+        t = spec.talker
+        t_width = t.expert_intermediate * t.active_experts if t.experts else t.intermediate
+        per_token = t.kv_bytes_per_token(nbytes) + PREFILL_MLP_ARRAYS * t_width * nbytes
+        talker = calibration.talker_factor * tokens * per_token
+    est = Estimate(
+        weights=sum(components.values()),
+        encoders=encoders,
+        kv_cache=tokens * text.kv_bytes_per_token(nbytes),
+        prefill=tokens * PREFILL_MLP_ARRAYS * width * nbytes,
+        hidden_states=hidden,
+        talker=talker,
         overhead=calibration.overhead_gib * GIB,
         tokens=tokens,
-        components=resident,
+        components=components,
     )
+    published = published_at(spec.model_id, dtype, work.video_seconds) if spec.served else None
+    if published is None:
+        return est
+    # Qwen measured with the talker: the gap is taken at speech on and added either way.
+    with_speech = est if speech else estimate(spec, replace(work, speech=True), dtype, calibration)
+    modelled = with_speech.peak - with_speech.unmodelled
+    return replace(est, unmodelled=max(0.0, published * GIB - modelled))
+
+
+def published_at(model_id: str, dtype: str, seconds: float) -> float | None:
+    """Qwen's published figure for `model_id` in `dtype` at `seconds` of video, GiB,
+    interpolated linearly between published lengths (extrapolated from the nearest two);
+    None without at least two published lengths."""
+    series = sorted((s, p) for m, d, s, p in PUBLISHED if (m, d) == (model_id, dtype))
+    if len(series) < 2:
+        return None
+    i = next((i for i, (s, _) in enumerate(series[1:-1], 1) if seconds < s), len(series) - 1)
+    (s0, p0), (s1, p1) = series[i - 1], series[i]
+    return p0 + (p1 - p0) * (seconds - s0) / (s1 - s0)
+
+
+def published_bf16(model_id: str, seconds: float) -> float:
+    """Qwen's published BF16 minimum for `model_id` at `seconds` of video, GiB."""
+    return next(p for m, d, s, p in PUBLISHED if (m, d, s) == (model_id, "bfloat16", seconds))
+
+
+def fit_calibration(points=FIT_POINTS) -> Calibration:
+    """Least squares on the relative error at `points` ((model, video s) of the BF16 rows),
+    each planned as `carellm plan --model M --video-seconds S` plans it (speech on, the
+    CLI's default voice, image and text). The estimate is linear in the three numbers."""
+    import numpy as np
+
+    basis = [Calibration(), Calibration(1.0, 0, 0), Calibration(0, 1.0, 0), Calibration(0, 0, 1.0)]
+    rows, targets = [], []
+    for model_id, seconds in points:
+        work, published = Workload(video_seconds=seconds), published_bf16(model_id, seconds) * GIB
+        base, *unit = (estimate(spec_for(model_id), work, "bfloat16", c).peak for c in basis)
+        rows.append([(u - base) / published for u in unit])
+        targets.append(1.0 - base / published)
+    (overhead, hidden, talker), *_ = np.linalg.lstsq(np.array(rows), np.array(targets), rcond=None)
+    return Calibration(round(float(overhead), 3), round(float(hidden), 3), round(float(talker), 3))

@@ -19,8 +19,10 @@ from carellm.planning.memory_model import (
     MERGED_PATCH_PIXELS,
     MODELS,
     Estimate,
+    ModelSpec,
     Workload,
     estimate,
+    spec_for,
 )
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,10 @@ VIDEO_LADDER = (
     (0.5, 128, VIDEO_MAX_FRAMES),
     (0.5, 128, 32),
     (0.5, 64, 16),
+)
+QUANT_UNTESTED = (
+    "4-bit loading is untested here: no GPU and no published GPTQ/AWQ Omni checkpoint on "
+    "the machine it was written on (doc/memory.md)"
 )
 CPU_WARNING = (
     "CPU only: a turn takes minutes (2 cores measured: 228 s prefill for a 465-token "
@@ -70,8 +76,11 @@ class Needs:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise InputError(name, f"must be a finite number >= 0, got {value!r}")
-        if self.model is not None and self.model not in MODELS:
-            raise ModelLoadError(f"unknown model {self.model!r}; known: {', '.join(MODELS)}")
+        if self.model is not None and not _known(self.model):
+            raise ModelLoadError(
+                f"unknown model {self.model!r}; known: {', '.join(MODELS)}, a checkpoint "
+                "folder with its config.json, or a GGUF (a .gguf path or a hub …-GGUF id)"
+            )
         if self.dtype not in (None, "bfloat16", "float16", "float32"):
             raise InputError("dtype", f"use bfloat16, float16 or float32, not {self.dtype!r}")
         if self.device not in (None, "cuda", "mps", "cpu"):
@@ -87,9 +96,7 @@ class Plan:
     dtype: str
     attn_implementation: str  # "flash_attention_2" or "sdpa"
     device: str  # "cuda", "mps" or "cpu"
-    device_map: str | None  # "auto" when split over several GPUs
-    max_memory: tuple[tuple[str, str], ...]  # per-device caps for device_map="auto"
-    offload: bool  # encoders/talker loaded on demand (quantized low-VRAM mode)
+    device_map: str | None  # "auto" (accelerate's split of free memory) over several GPUs
     speech: bool
     video_fps: float
     video_max_frames: int
@@ -107,7 +114,6 @@ class Plan:
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
-        out["max_memory"] = dict(self.max_memory)
         for key in ("reasons", "warnings", "suggestions"):
             out[key] = list(out[key])
         return out
@@ -119,7 +125,26 @@ class _Try:
     dtype: str
     speech: bool
     caps: tuple[float, int, int] = VIDEO_LADDER[0]
-    offload: bool = False
+
+
+def _known(model: str) -> bool:
+    """A planned id, a checkpoint folder with config.json, or a GGUF (the lite tier)."""
+    from pathlib import Path
+
+    from carellm.lite.engine import is_gguf
+
+    return model in MODELS or is_gguf(model) or (Path(model).expanduser() / "config.json").is_file()
+
+
+def _missing(spec: ModelSpec, hw: Hardware) -> tuple[str, ...]:
+    """The packages loading `spec` needs that this machine lacks."""
+    return tuple(p for p in spec.requires if not hw.has(p))
+
+
+def _is_gguf(model: str) -> bool:
+    from carellm.lite.engine import is_gguf
+
+    return is_gguf(model)
 
 
 def _margin(peak: float) -> float:
@@ -173,19 +198,24 @@ def _fits(hw: Hardware, device: str, est: Estimate) -> bool:
 
 
 def _plan(needs: Needs, hw: Hardware, device: str, attempt: _Try, reasons: list[str]) -> Plan:
-    spec = MODELS[attempt.model]
+    spec = spec_for(attempt.model)
     attn, attn_reason = _attention(hw, device, attempt.dtype)
     work = _workload(needs, attempt)
-    est = estimate(spec, work, attempt.dtype, attempt.offload, attn)
+    est = estimate(spec, work, attempt.dtype)
     warnings: list[str] = []
-    device_map, max_memory = None, ()
+    device_map = None
     if device == "cuda" and len(hw.gpus) > 1:
         device_map = "auto"
-        max_memory = tuple(
-            (str(i), f"{max(0.0, (g.free_bytes - _margin(g.free_bytes * 0.5)) / GIB):.1f}GiB")
-            for i, g in enumerate(hw.gpus)
-        )
-        reasons = [*reasons, f"device_map=auto over {len(hw.gpus)} GPUs with per-GPU max_memory"]
+        reasons = [
+            *reasons,
+            f"device_map=auto: accelerate splits the layers over {len(hw.gpus)} GPUs",
+        ]
+    if spec.quantization:
+        warnings.append(QUANT_UNTESTED)
+        if _missing(spec, hw):
+            warnings.append(
+                f"{spec.quantization} does not load here: pip install {' '.join(_missing(spec, hw))}"
+            )
     if needs.speech and not attempt.speech and spec.tier == "omni":
         warnings.append(
             CPU_SPEECH_WARNING
@@ -213,8 +243,6 @@ def _plan(needs: Needs, hw: Hardware, device: str, attempt: _Try, reasons: list[
         attn_implementation=attn,
         device=device,
         device_map=device_map,
-        max_memory=max_memory,
-        offload=attempt.offload,
         speech=attempt.speech and spec.talker is not None,
         video_fps=work.video_fps,
         video_max_frames=work.video_max_frames,
@@ -251,8 +279,8 @@ def _gpu_attempts(needs: Needs, hw: Hardware, dtype: str) -> list[tuple[_Try, st
         (_Try(OMNI_3B, dtype, speech), "3B: the 7B does not fit"),
     ]
     for model_id in QUANTIZED:
-        if hw.has(MODELS[model_id].requires):
-            out.append((_Try(model_id, "float16", speech, offload=True), f"{model_id}: 4-bit 7B"))
+        if not _missing(MODELS[model_id], hw):
+            out.append((_Try(model_id, "float16", speech), f"{model_id}: 4-bit 7B"))
     if speech:
         out.append((_Try(OMNI_3B, dtype, False), "3B without speech: the talker does not fit"))
     for caps in VIDEO_LADDER[1:] if needs.video_seconds else ():
@@ -303,19 +331,18 @@ def _other_models(needs: Needs, hw: Hardware, device: str, attempt: _Try) -> lis
     """Each other model that fits this machine (with speech if it can), as CLI flags."""
     extra = QUANTIZED if device == "cuda" else LITE if device == "cpu" else ()
     dtype = attempt.dtype  # a forced quantized model's float16 is not the GPU's best dtype
-    if attempt.offload:
+    if MODELS.get(attempt.model) and MODELS[attempt.model].quantization:
         dtype = "bfloat16" if all(g.bf16 for g in hw.gpus) else "float16"
     out = []
     for model_id in (m for m in (OMNI_7B, OMNI_3B, *extra) if m != attempt.model):
         spec = MODELS[model_id]
         q = spec.quantization is not None
         for speech in (True, False) if needs.speech and spec.talker is not None else (False,):
-            try_ = _Try(model_id, "float16" if q else dtype, speech, offload=q)
+            try_ = _Try(model_id, "float16" if q else dtype, speech)
             alt = _plan(needs, hw, device, try_, [])
             if alt.fits:
-                install = (
-                    f"pip install {spec.requires}, then " if q and not hw.has(spec.requires) else ""
-                )
+                missing = _missing(spec, hw)
+                install = f"pip install {' '.join(missing)}, then " if missing else ""
                 no_speech = " --no-speech" if needs.speech and not speech and spec.talker else ""
                 flags = f"{install}--model {model_id}{no_speech}"
                 out.append(f"{_LABELS[model_id]}: {flags} ({_needed(alt)})")
@@ -362,19 +389,18 @@ def select(needs: Needs | None = None, hardware: Hardware | None = None) -> Plan
         if gpu_dtype == "bfloat16"
         else " (GPU lacks bf16)"
     )
+    if needs.model and _is_gguf(needs.model):  # the llama.cpp lite tier
+        from carellm.lite.plan import gguf_plan
+
+        return gguf_plan(needs.model, needs, hw)
     if needs.model:
-        spec = MODELS[needs.model]
+        spec = spec_for(needs.model)
         dtype = needs.dtype or (
             gpu_dtype if device == "cuda" else "float16" if device == "mps" else "float32"
         )
         if spec.quantization:
             dtype = "float16"
-        attempt = _Try(
-            spec.model_id,
-            dtype,
-            needs.speech and spec.talker is not None,
-            offload=spec.quantization is not None,
-        )
+        attempt = _Try(spec.model_id, dtype, needs.speech and spec.talker is not None)
         attempts = [(attempt, f"model: {spec.model_id} (forced)")]
     elif device == "cuda":
         attempts = _gpu_attempts(needs, hw, gpu_dtype)
@@ -383,11 +409,9 @@ def select(needs: Needs | None = None, hardware: Hardware | None = None) -> Plan
 
     notes = []
     if device == "cuda" and not needs.model:
-        missing = [MODELS[m].requires for m in QUANTIZED if not hw.has(MODELS[m].requires)]
+        missing = sorted({p for m in QUANTIZED for p in _missing(MODELS[m], hw)})
         if missing:
-            notes.append(
-                f"quantized 7B unavailable: pip install {' or '.join(missing)} to allow it"
-            )
+            notes.append(f"quantized 7B unavailable: pip install {' '.join(missing)} to allow it")
     if device == "cpu" and not needs.model:  # no usable GPU: the llama.cpp lite tier first
         from carellm.lite.plan import LLAMA_HINT, llama_plan
 
@@ -424,8 +448,8 @@ def select(needs: Needs | None = None, hardware: Hardware | None = None) -> Plan
 
 
 def _dtype_reason(attempt: _Try, gpu_reason: str, device: str) -> str:
-    if attempt.offload:
-        return "dtype: float16 (quantized kernels); encoders and talker loaded on demand"
+    if MODELS.get(attempt.model) and MODELS[attempt.model].quantization:
+        return "dtype: float16 (the GPTQ/AWQ kernels' activation dtype)"
     if attempt.dtype == "float32":
         return "dtype: float32 (fastest on a CPU without native bf16)"
     if device == "cuda" and attempt.dtype != "float16":
@@ -497,7 +521,7 @@ def other_tiers(needs: Needs | None = None, hardware: Hardware | None = None) ->
             gpus > 0,
             f'{serve}; carellm.load("{QWEN3_OMNI}", backend="openai", '
             'base_url="http://HOST:8091/v1")',
-            "Qwen's BF16 transformers minimum, modelled (doc/memory.md), as the engine's floor",
+            "Qwen's BF16 transformers minimum (published, interpolated; doc/memory.md) as a floor",
         )  # fmt: skip
     ]
     for model_id, peak_gb, decode in MNN_PUBLISHED:
