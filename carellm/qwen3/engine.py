@@ -146,7 +146,9 @@ def build_qwen3_inputs(engine, system: str, history: list, current: PreparedTurn
     in_video = bool(videos) and all(any(s == i for s in audio_src) for i in range(len(videos)))
     kwargs = {}
     if videos:
-        kwargs["videos_kwargs"] = processor_video_kwargs(videos[-1])
+        # frames were sized for 2.5's 28 px grid; Qwen3-Omni's is 32 px (16 px patches
+        # merged 2x2), so its processor resizes them to the nearest multiple
+        kwargs["videos_kwargs"] = {**processor_video_kwargs(videos[-1]), "do_resize": True}
         kwargs["videos"] = [v.frames for v in videos]
         if in_video:
             kwargs["load_audio_from_video"] = True

@@ -110,8 +110,12 @@ def _user_parts(model, ids: torch.Tensor, hidden: torch.Tensor, media: set[int])
 @torch.inference_mode()
 def speak(model, pre: Prefill, suffix_ids: list[int], spoken: list[int], voice: str,
           media: set[int], settings: TalkerSettings) -> torch.Tensor:  # fmt: skip
-    """The waveform [samples] (float32, 24 kHz) of ``spoken`` (the reply's tokens, its
-    stop token included when it has one) after the prompt and ``suffix_ids``."""
+    """The waveform [samples] (float32, 24 kHz) of ``spoken`` (the reply's tokens, without
+    its stop token) after the prompt and ``suffix_ids``.
+
+    Qwen's generate() speaks the thinker tokens it fed back: all but the last one
+    generated (the stop token, or the last token of a reply cut at max_new_tokens, which
+    that path drops and this one speaks)."""
     cfg = model.config
     device = pre.input_ids.device
     prompt = torch.cat([pre.input_ids, torch.tensor([suffix_ids], device=device)], dim=1)

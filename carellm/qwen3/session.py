@@ -75,6 +75,7 @@ class Qwen3Session(Conversation):
         self.context_budget = int(context_budget)  # tokens; see Session._history_view
         self._history = []
         self.last_prompt_ids: list[int] = []  # the thinker's prompt of the last turn (+ suffix)
+        self.last_reply_ids: list[int] = []  # the tokens it generated (with its stop token)
 
     # The history is kept, trimmed and replayed exactly as the transformers Session does.
     _history_view = Session._history_view
@@ -132,13 +133,17 @@ class Qwen3Session(Conversation):
             text += delta
             if delta:
                 yield TextDelta(delta)
+        tail = engine.tokenizer.decode(tokens, skip_special_tokens=True)[len(text) :]
+        if tail:  # a reply cut inside a character: show what there is
+            text += tail
+            yield TextDelta(tail)
+        self.last_reply_ids = tokens + stop
         if escalation:
             yield EscalationDelta("\n\n" + escalation)
         audio = None
         if opts.speech:
-            spoken = tokens + (engine.encode("\n\n" + escalation) if escalation else []) + stop
-            if escalation and not stop:
-                spoken.append(engine.im_end)  # the talker hears where the text ends
+            # the stop token is not spoken: Qwen's generate() puts tts_eos right after the text
+            spoken = tokens + (engine.encode("\n\n" + escalation) if escalation else [])
             audio = self._speak(pre, suffix_ids, spoken if tokens or escalation else [], clock)
             if audio.size:
                 yield AudioChunk(audio, OUTPUT_RATE)
@@ -175,11 +180,12 @@ class Qwen3Session(Conversation):
                 break
             tokens.append(token)
             new = engine.tokenizer.decode(tokens, skip_special_tokens=True)
-            if new.endswith("\ufffd"):
-                continue  # an incomplete UTF-8 character: wait for the next token
             t = clock.add("decode", t)
-            yield token, new[len(text) :]
-            text = new
+            if new.endswith("\ufffd"):  # an incomplete UTF-8 character: wait for the next token
+                yield token, ""
+            else:
+                yield token, new[len(text) :]
+                text = new
             t = time.perf_counter()
         clock.add("decode", t)
 
