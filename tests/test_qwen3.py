@@ -134,27 +134,67 @@ def test_audio_image_and_video_turns_run(q3, media_dir):
     assert len(session.history) == 3 and session.history[0][0].audio  # media kept in history
 
 
-@pytest.mark.timeout(240)
-def test_speech_equals_qwen3s_own_generate(q3):
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("kind", ["text", "audio"])
+def test_speech_equals_qwen3s_own_generate(q3, media_dir, kind):
     """The reply's audio is what Qwen's official generate() (thinker + talker + code2wav,
     greedy) gives for the same prompt: same thinker tokens, same waveform. generate()
     speaks the tokens it fed back to the thinker, i.e. all but its last one, so it is
-    given one token more than the session (whose reply is cut at max_new_tokens)."""
+    given one token more than the session (whose reply is cut at max_new_tokens). The
+    audio turn checks the talker's view of media (the prefill's accept_hidden_layer)."""
+    from carellm.qwen3.engine import build_qwen3_inputs
+    from carellm.qwen3.session import qwen3_system_prompt
+    from carellm.turn import prepare
+
     session = _session(q3)
-    reply = session.respond(Turn(text="My exams are making me anxious."), report=False)
+    audio = str(media_dir / "voice.wav") if kind == "audio" else None
+    prepared = prepare(Turn(text="My exams are making me anxious.", audio=audio))
+    reply = session.respond(prepared, report=False)
     ids = torch.tensor([session.last_prompt_ids])
+    system = qwen3_system_prompt(session.options.persona)
+    media = build_qwen3_inputs(q3, system, [], prepared).tensors  # the same processor run
+    assert media["input_ids"][0].tolist() == session.last_prompt_ids[: media["input_ids"].shape[1]]
+    features = {k: media[k] for k in ("input_features", "feature_attention_mask") if k in media}
+    assert bool(features) == (kind == "audio")
     seq, wav = q3.model.generate(
         input_ids=ids, attention_mask=torch.ones_like(ids), speaker=session.options.voice,
-        thinker_max_new_tokens=7,
-        thinker_do_sample=False, thinker_suppress_tokens=q3.banned_ids,
+        thinker_max_new_tokens=7, thinker_do_sample=False, thinker_suppress_tokens=q3.banned_ids,
         thinker_eos_token_id=[q3.im_end, q3.endoftext], talker_do_sample=False,
-        talker_max_new_tokens=GREEDY_TALKER["max_new_tokens"],
+        talker_max_new_tokens=GREEDY_TALKER["max_new_tokens"], **features,
     )  # fmt: skip
     ours = session.last_reply_ids
     assert len(ours) == 6 and seq[0, ids.shape[1] :].tolist()[:6] == ours  # same thinker tokens
     official = wav.reshape(-1).numpy()
     assert official.shape == reply.audio.shape and official.size > 0
     assert np.abs(official - reply.audio).max() < 1e-5
+
+
+@pytest.mark.timeout(120)
+def test_cancel_stops_the_turn_and_keeps_the_history(q3):
+    import threading
+
+    session = _session(q3, speech=False, max_new_tokens=4)
+    stop = threading.Event()
+    kinds = []
+    for event in session.stream(Turn(text="hello there"), cancel=stop):
+        kinds.append(type(event).__name__)
+        if kinds[-1] == "TextDelta":
+            stop.set()
+    assert "Final" not in kinds and "TextDelta" in kinds and session.history == []
+    assert session.respond(Turn(text="hello again")).text is not None
+    assert len(session.history) == 1
+
+
+@pytest.mark.timeout(120)
+def test_speech_off(q3_path):
+    import carellm
+
+    engine = carellm.load(str(q3_path), device="cpu", speech=False)
+    assert not engine.speech and not hasattr(engine.model, "talker")
+    session = _session(engine, max_new_tokens=2)
+    assert session.respond(Turn(text="hi")).audio is None
+    with pytest.raises(InputError, match="speech"):
+        session.configure(speech=True)
 
 
 @pytest.mark.timeout(60)

@@ -74,6 +74,7 @@ class Qwen3Session(Conversation):
         self.talker = talker or TalkerSettings()
         self.context_budget = int(context_budget)  # tokens; see Session._history_view
         self._history = []
+        self._cancel = None  # the running turn's cancel Event, if any
         self.last_prompt_ids: list[int] = []  # the thinker's prompt of the last turn (+ suffix)
         self.last_reply_ids: list[int] = []  # the tokens it generated (with its stop token)
 
@@ -92,8 +93,14 @@ class Qwen3Session(Conversation):
             self.options.voice = voice
         super().configure(persona=persona, language=language, speech=speech)
 
-    def stream(self, turn: Turn, report: bool = True) -> Iterator[object]:
-        """Yield Assessment, TextDelta and AudioChunk events, then Final(reply)."""
+    def stream(self, turn: Turn, report: bool = True, *, cancel=None) -> Iterator[object]:
+        """Yield Assessment, TextDelta and AudioChunk events, then Final(reply).
+
+        Setting ``cancel`` (a threading.Event, e.g. a server's client went away) ends the
+        turn at the next reply token or before speech, with no Final and the history
+        unchanged; the turn runs in the caller's thread with the engine lock held.
+        """
+        self._cancel = cancel
         clock = Stopwatch()
         start = t = time.perf_counter()
         prepared = (
@@ -126,6 +133,8 @@ class Qwen3Session(Conversation):
         tokens, stop = [], []
         text = ""
         for token, delta in self._decode(pre, suffix_ids, clock):
+            if self._cancelled():
+                return
             if delta is None:
                 stop.append(token)
                 continue
@@ -141,6 +150,8 @@ class Qwen3Session(Conversation):
         if escalation:
             yield EscalationDelta("\n\n" + escalation)
         audio = None
+        if self._cancelled():
+            return
         if opts.speech:
             # the stop token is not spoken: Qwen's generate() puts tts_eos right after the text
             spoken = tokens + (engine.encode("\n\n" + escalation) if escalation else [])
@@ -156,6 +167,9 @@ class Qwen3Session(Conversation):
         )  # fmt: skip
         self._remember(prepared, reply, inputs.media_tokens)
         yield Final(reply)
+
+    def _cancelled(self) -> bool:
+        return self._cancel is not None and self._cancel.is_set()
 
     def _sampler(self) -> generation.Sampler:
         opts = self.options
