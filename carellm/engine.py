@@ -194,6 +194,11 @@ def load(
         logger.info("auto-selected %s (%s, speech=%s): %s", model, plan.dtype, speech, reason)
         for warning in plan.warnings:
             logger.warning("plan: %s", warning)
+    from carellm.qwen3 import is_qwen3, load_qwen3
+
+    if is_qwen3(model):  # a Qwen3-Omni folder, Qwen/Qwen3-Omni-* id or "tiny-qwen3"
+        return load_qwen3(model, device=device, dtype=dtype, speech=speech, reason=reason,
+                          attn_implementation=attn_implementation, adapter=adapter)  # fmt: skip
     from carellm.lite import is_gguf, load_gguf
 
     if is_gguf(model):  # a .gguf file or hub GGUF id: the lite tier on llama.cpp
