@@ -116,3 +116,15 @@ class TurnWorker:
                     break
         finally:
             events.close()
+
+
+def worker_stream(lock, work: Callable[[], Iterator[object]], on_queued: Callable,
+                  points: Sequence = (), cancel: threading.Event | None = None):  # fmt: skip
+    """A session's stream whose model work runs in a `TurnWorker`: yields the work's
+    events; closing or dropping this generator (from any thread) cancels the turn."""
+    worker = TurnWorker(lock, work, on_queued, points, cancel)
+    try:
+        while (item := worker.next()) is not None:
+            yield item
+    finally:
+        worker.cancel.set()  # a no-op once the turn is over

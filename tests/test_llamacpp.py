@@ -269,3 +269,28 @@ def test_gguf_plan_too_little_ram_falls_back():
 
     plan = select(Needs(), Hardware.simulated(ram_gb=1, cpu_cores=2, packages=("llama_cpp",)))
     assert not plan.fits and plan.model != "Qwen/Qwen2.5-0.5B-Instruct-GGUF"
+
+
+@needs_llama
+@pytest.mark.timeout(180)
+def test_stream_closed_from_another_thread_frees_the_engine(llama):
+    """As Gradio does when a tab closes mid-reply: the generator is closed on another
+    thread; the engine lock must not stay with the dead turn (it is the worker's)."""
+    import threading
+
+    session = llama.session(seed=1, max_new_tokens=400)
+    events = session.stream(Turn(text="Tell me about your week, slowly."))
+    assert type(next(events)).__name__ == "Assessment"
+    closer = threading.Thread(target=events.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "closing the stream blocked"
+    assert llama.lock.acquire(timeout=5), "the engine is still held 5 s after the stream closed"
+    llama.lock.release()
+    assert session.history == []
+    answer = []
+    other = llama.session(seed=2, max_new_tokens=3)
+    turn = threading.Thread(target=lambda: answer.append(other.respond(Turn(text="hello?"))))
+    turn.start()
+    turn.join(120)
+    assert answer and answer[0].text and len(other.history) == 1

@@ -247,3 +247,26 @@ def test_tiny_alias_resolves_to_the_cache(q3_path, tmp_path, monkeypatch):
     resolved = resolve_qwen3("tiny-qwen3")
     assert is_qwen3("tiny-qwen3") and resolved.tiny and resolved.local
     assert resolved.name == str(tiny_qwen3_dir()) and resolved.name.startswith(str(tmp_path))
+
+
+@pytest.mark.timeout(180)
+def test_stream_closed_from_another_thread_frees_the_engine(q3):
+    """As Gradio does when a tab closes mid-reply: the generator is closed on another
+    thread; the engine lock must not stay with the dead turn (it is the worker's)."""
+    import threading
+
+    session = _session(q3, speech=False, max_new_tokens=400)
+    events = session.stream(Turn(text="Tell me about your week, slowly."))
+    assert type(next(events)).__name__ == "Assessment"
+    closer = threading.Thread(target=events.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "closing the stream blocked"
+    assert q3.lock.acquire(timeout=5), "the engine is still held 5 s after the stream closed"
+    q3.lock.release()
+    other = _session(q3, speech=False, max_new_tokens=3)
+    answer = []
+    turn = threading.Thread(target=lambda: answer.append(other.respond(Turn(text="hello?"))))
+    turn.start()
+    turn.join(120)
+    assert answer and answer[0].text and len(other.history) == 1

@@ -15,8 +15,10 @@ prompt: no Qwen2.5 identity sentence in front of it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ from carellm.reply import (
 )
 from carellm.session import CONTEXT_BUDGET, Session, Stopwatch, check_speech
 from carellm.turn import PreparedTurn, Turn, prepare
+from carellm.worker import worker_stream
 
 logger = logging.getLogger(__name__)
 
@@ -98,18 +101,26 @@ class Qwen3Session(Conversation):
 
         Setting ``cancel`` (a threading.Event, e.g. a server's client went away) ends the
         turn at the next reply token or before speech, with no Final and the history
-        unchanged; the turn runs in the caller's thread with the engine lock held.
+        unchanged. The model work runs in a worker thread holding the engine lock
+        (`TurnWorker`), so any thread may resume, close or drop this stream.
         """
-        self._cancel = cancel
+        self._cancel = cancel = cancel if cancel is not None else threading.Event()
         clock = Stopwatch()
         start = t = time.perf_counter()
         prepared = (
             turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
         )
         clock.add("media", t)
-        with self.engine.lock:
-            clock.add("queue", start + clock.seconds["media"])
-            yield from self._run(prepared, report, clock, start)
+        engine = self.engine
+        points = [
+            m
+            for m in (engine.thinker.model, getattr(engine.model, "talker", None))
+            if m is not None
+        ]
+        yield from worker_stream(
+            engine.lock, partial(self._run, prepared, report, clock, start),
+            on_queued=partial(clock.add, "queue"), points=points, cancel=cancel,
+        )  # fmt: skip
 
     def _run(self, prepared: PreparedTurn, report: bool, clock: Stopwatch, start: float):
         engine, opts = self.engine, self.options
