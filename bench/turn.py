@@ -19,7 +19,8 @@ audio, the real-time factor (RTF = wall / audio seconds) and TTFA / wall, for a 
 First, a ``--session-turns`` voice session (a 2 s voice message each turn, speech on when
 the model has a talker) prints per turn the tokens the thinker prefilled (the rest of the
 prompt came from the previous turn's cache, `carellm.context`), the prompt's length, the
-prefill seconds, TTFA and the turn's wall time.
+media seconds (decoding + the processor, which re-runs on the past media it keeps), the
+prefill seconds, TTFA and the turn's wall time (which includes the transcript).
 
     python bench/turn.py [--model tiny|PATH|ID] [--repeats 5] [--max-new-tokens 48]
                          [--speech-tokens 100] [--session-turns 10] [--only-speech]
@@ -110,14 +111,15 @@ def session_table(engine, turns: int, tokens: int) -> Table:
     """One voice session of ``turns`` turns, streamed; a row per turn."""
     session = engine.session(seed=0, max_new_tokens=tokens)
     table = Table(title=f"A {turns}-turn voice session (2 s voice message per turn)")
-    for name in ("turn", "prefill tokens", "prompt tokens", "prefill s", "TTFA s", "wall s"):
+    names = ("turn", "prefill tokens", "prompt tokens", "media s", "prefill s", "TTFA s", "wall s")
+    for name in names:
         table.add_column(name, justify="right")
     for i in track(range(turns), description="session", console=console):
         _, first_audio, wall, reply = time_stream(session, voice_message(i))
         ttfa = "-" if first_audio is None else f"{first_audio:.3f}"
         table.add_row(
             str(i + 1), str(reply.timings["prefill_tokens"]), str(reply.prompt_tokens),
-            f"{reply.timings['prefill']:.3f}", ttfa, f"{wall:.3f}",
+            f"{reply.timings['media']:.3f}", f"{reply.timings['prefill']:.3f}", ttfa, f"{wall:.3f}",
         )  # fmt: skip
     return table
 

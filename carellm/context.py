@@ -106,6 +106,9 @@ def _items(config, ids: list[int], slices: dict[str, list[dict]]) -> list[_Item]
         n = counts[kind]
         counts[kind] += 1
         parts = slices[kind][n] if n < len(slices[kind]) else {}
+        if "feature_attention_mask" in parts:  # the valid frames only, not the padding
+            length = int(parts["feature_attention_mask"].sum())
+            parts = {"frames": parts["input_features"][..., :length]}
         items.append(_Item(kind, n, start, i, _digest(*parts.values())))
     return items
 
