@@ -180,8 +180,8 @@ def prefill(
     if cache.get_seq_length() > n:
         cache.crop(n - cache.get_seq_length())
     mm = {}
-    for kind in ("audio", "image", "video"):
-        new = [slices[kind][it.index] for it in items if it.kind == kind and it.start >= n]
+    for kind in ("audio", "image", "video"):  # the items before n are whole runs, one each
+        new = slices[kind][sum(1 for it in items if it.kind == kind and it.start < n) :]
         for key in new[0] if new else ():
             mm[key] = torch.cat([part[key] for part in new])
     if mm:

@@ -40,15 +40,14 @@ def test_reused_prefill_equals_a_full_prefill_with_media_in_history(engine, medi
         Turn(text="I could not sleep.", audio=voice(0)),
         Turn(text="This is my desk.", image=str(media_dir / "face.png")),
         Turn(text="And this is how I sound now.", audio=voice(1)),
+        Turn(text="A clip of my day.", video=str(media_dir / "clip.mp4")),  # audio in video
     ]
     ctx = None
     for i, inputs in enumerate(_prompts(engine, media_dir, turns)):
-        pre, positions, media, ran = context.prefill(
-            engine.thinker, inputs.tensors, ctx, keep_hidden=True, use_audio_in_video=False
-        )
-        full = generation.prefill(
-            engine.thinker, inputs.tensors, keep_hidden=True, use_audio_in_video=False
-        )
+        assert inputs.use_audio_in_video == (i == 3)
+        kw = dict(keep_hidden=True, use_audio_in_video=inputs.use_audio_in_video)
+        pre, positions, media, ran = context.prefill(engine.thinker, inputs.tensors, ctx, **kw)
+        full = generation.prefill(engine.thinker, inputs.tensors, **kw)
         if i:  # only the previous reply and the new user message ran
             assert 0 < ran < pre.length / 2
         assert torch.equal(pre.rope_deltas.cpu(), full.rope_deltas.cpu())
