@@ -16,8 +16,15 @@ seconds from the call until the first AudioChunk), the turn's wall time, the sec
 audio, the real-time factor (RTF = wall / audio seconds) and TTFA / wall, for a reply of
 ``--speech-tokens`` tokens (about 100) and for a one-sentence reply.
 
+First, a ``--session-turns`` voice session (a 2 s voice message each turn, speech on when
+the model has a talker) prints per turn the tokens the thinker prefilled (the rest of the
+prompt came from the previous turn's cache, `carellm.context`), the prompt's length, the
+media seconds (decoding + the processor, which re-runs on the past media it keeps), the
+prefill seconds, TTFA and the turn's wall time (which includes the transcript).
+
     python bench/turn.py [--model tiny|PATH|ID] [--repeats 5] [--max-new-tokens 48]
-                         [--speech-tokens 100] [--only-speech]
+                         [--speech-tokens 100] [--session-turns 10] [--only-speech]
+                         [--only-session]
 """
 
 from __future__ import annotations
@@ -92,6 +99,31 @@ def stream_turns(engine, turn: Turn, *, repeats: int, tokens: int) -> list[dict]
     return rows
 
 
+def voice_message(i: int, seconds: float = 2.0) -> Turn:
+    """Turn i of the session: a short synthetic voice message (pitch differs per turn)."""
+    t = np.arange(int(seconds * 16000)) / 16000
+    f = 160 + 15 * (i % 7)
+    wave = 0.2 * np.sin(2 * np.pi * f * t) * (1 + np.sin(2 * np.pi * 3 * t))
+    return Turn(audio=(wave.astype(np.float32), 16000))
+
+
+def session_table(engine, turns: int, tokens: int) -> Table:
+    """One voice session of ``turns`` turns, streamed; a row per turn."""
+    session = engine.session(seed=0, max_new_tokens=tokens)
+    table = Table(title=f"A {turns}-turn voice session (2 s voice message per turn)")
+    names = ("turn", "prefill tokens", "prompt tokens", "media s", "prefill s", "TTFA s", "wall s")
+    for name in names:
+        table.add_column(name, justify="right")
+    for i in track(range(turns), description="session", console=console):
+        _, first_audio, wall, reply = time_stream(session, voice_message(i))
+        ttfa = "-" if first_audio is None else f"{first_audio:.3f}"
+        table.add_row(
+            str(i + 1), str(reply.timings["prefill_tokens"]), str(reply.prompt_tokens),
+            f"{reply.timings['media']:.3f}", f"{reply.timings['prefill']:.3f}", ttfa, f"{wall:.3f}",
+        )  # fmt: skip
+    return table
+
+
 def ttfa_table(results: dict[str, list[dict]]) -> Table:
     table = Table(title="Streamed speech (median): time to first audio vs the whole turn")
     keys = ("tokens", "sentences", "ttft", "ttfa", "wall", "audio_s", "rtf", "ratio")
@@ -125,7 +157,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--speech-tokens", type=int, default=100, help="reply length for TTFA")
+    parser.add_argument("--session-turns", type=int, default=10, help="0: no session table")
     parser.add_argument("--only-speech", action="store_true", help="only the TTFA table")
+    parser.add_argument("--only-session", action="store_true", help="only the session table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -137,6 +171,10 @@ def main() -> None:
         engine = carellm.load(model)
         turns = sample_inputs(folder)
         engine.session().respond(turns["text"])  # warm-up (lazy imports, allocator)
+        if args.session_turns:
+            console.print(session_table(engine, args.session_turns, args.max_new_tokens))
+        if args.only_session:
+            return
         if engine.speech:
             streamed = {
                 f"~{args.speech_tokens} tokens": stream_turns(

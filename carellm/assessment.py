@@ -22,6 +22,12 @@ Safety combines signals, each a level of `carellm.safety.LEVELS`, kept in
 Policy: ``level`` = the most severe signal (a crisis any signal sees is never lowered
 by another). From "high" up the reply gets an escalation with hotline resources in
 code, whatever the model wrote.
+
+What the person said (`transcribe`) is a short greedy continuation of the same prefill
+after an instruction, so no audio is encoded twice. It runs after the reply has been
+decoded (the reply's first text and audio never wait for it): `context.rewind` takes the
+cache back to the prompt first and again afterwards, so the transcript sees only what the
+user sent, not the reply. The crisis rules then read it too (`assess_transcript`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import logging
 import math
 from dataclasses import replace
 
-from carellm import emotion, safety
+from carellm import context, emotion, generation, safety
 from carellm.emotion.lexicon import RISK_CANDIDATES, RISK_QUESTIONS, Question
 from carellm.errors import InputError
 from carellm.generation import Prefill, score_candidates
@@ -43,6 +49,11 @@ REPORT_OPENING = "<|im_start|>assistant\n"
 # P(high) + P(imminent) from which the model signal escalates (0-1).
 MODEL_ESCALATION_THRESHOLD = 0.5
 _LEVELS = safety.LEVELS
+MAX_TRANSCRIPT_TOKENS = 160  # tokens; about 30-60 s of speech
+TRANSCRIPT_INSTRUCTION = (
+    "Transcribe exactly what the user said aloud in their latest audio message, in the "
+    "language they spoke (Chinese in Chinese characters). Output only the words."
+)
 
 
 def risk_question(lang: str) -> Question:
@@ -177,3 +188,27 @@ def escalation_for(assessment, region: str | None = None) -> str:
     if not safety.level_at_least(assessment.level, "high"):
         return ""
     return safety.escalation_message(assessment, region=region)
+
+
+def transcript_suffix(engine) -> list[int]:
+    """Token ids of the transcript instruction and the assistant opening after the prompt."""
+    text = f"<|im_start|>system\n{TRANSCRIPT_INSTRUCTION}<|im_end|>\n<|im_start|>assistant\n"
+    return engine.encode(text)
+
+
+def transcribe(engine, pre: Prefill, *, max_new_tokens=MAX_TRANSCRIPT_TOKENS) -> str:
+    """Greedy transcript of the prompt's latest audio; leaves ``pre.cache`` at the prompt."""
+    context.rewind(pre)
+    greedy = generation.Sampler(
+        generation.Sampling(temperature=0.0, repetition_penalty=1.0), engine.banned_ids, None
+    )
+    try:
+        steps = generation.decode(
+            engine.thinker, pre, transcript_suffix(engine), greedy,
+            stop_ids=(engine.im_end, engine.endoftext), max_new_tokens=max_new_tokens,
+            keep_hidden=False,
+        )  # fmt: skip
+        tokens = [step.token for step in steps]
+    finally:
+        context.rewind(pre)
+    return engine.tokenizer.decode(tokens, skip_special_tokens=True).strip()

@@ -17,9 +17,8 @@ from functools import partial
 import numpy as np
 import torch
 
-from carellm import generation, speech
-from carellm import transcript as transcript_stage
-from carellm.assessment import assess_transcript, assess_turn, escalation_for
+from carellm import context, generation, speech
+from carellm.assessment import assess_transcript, assess_turn, escalation_for, transcribe
 from carellm.conversation import Conversation, Exchange, SessionOptions, check_language
 from carellm.errors import InputError
 from carellm.prompts import build_inputs, check_voice, get_persona, system_prompt
@@ -38,7 +37,8 @@ from carellm.worker import TurnCancelled, TurnWorker, stop_points
 logger = logging.getLogger(__name__)
 
 CONTEXT_BUDGET = 6000  # tokens of history + current turn before trimming starts
-MEDIA_HISTORY_TURNS = 2  # past turns whose audio/image is re-encoded; older media is dropped
+TRIM_TO = 0.75  # over the budget, history is cut in one block down to this share of it
+CURRENT_ESTIMATE = 400  # tokens added to the current turn's text for its media (a guess)
 
 
 def check_speech(speech: bool, engine) -> bool:
@@ -66,6 +66,7 @@ class _Finished:
 
     reply: Reply
     media_tokens: int  # placeholder tokens of the turn's media (context-budget trimming)
+    context: context.Context | None  # the thinker's cache for the next turn, or None
 
 
 class Session(Conversation):
@@ -83,6 +84,7 @@ class Session(Conversation):
         )  # fmt: skip
         self.context_budget = int(context_budget)  # tokens; see _history_view
         self._history: list[Exchange] = []
+        self._context: context.Context | None = None  # the cache the next turn may reuse
 
     # -- public API -------------------------------------------------------------------
     def _speech_setting(self, speech) -> bool:
@@ -123,6 +125,7 @@ class Session(Conversation):
             while (item := worker.next()) is not None:
                 if isinstance(item, _Finished):
                     self._remember(prepared, item.reply, item.media_tokens)
+                    self._context = item.context
                     item = Final(item.reply)
                 yield item
         finally:
@@ -135,8 +138,10 @@ class Session(Conversation):
         history = self._history_view(prepared)
         inputs = build_inputs(engine, system_prompt(opts.persona, opts.language), history, prepared)
         t = clock.add("media", t)
-        pre = generation.prefill(
-            engine.thinker, inputs.tensors, keep_hidden=opts.speech,
+        # the held cache is handed over for this turn; a new one is kept only if it completes
+        held, self._context = self._context, None
+        pre, positions, media, ran = context.prefill(
+            engine.thinker, inputs.tensors, held, keep_hidden=opts.speech,
             use_audio_in_video=inputs.use_audio_in_video,
         )  # fmt: skip
         t = clock.add("prefill", t)
@@ -144,8 +149,8 @@ class Session(Conversation):
         t = clock.add("report", t)
         yield Assessment(emotion, safety)
         escalation = escalation_for(safety, opts.region)
-        reply_text, audio = "", []
-        for event in self._reply_events(pre, note, clock, escalation):
+        reply_text, audio, fed = "", [], ([], [])
+        for event in self._reply_events(pre, note, clock, escalation, fed):
             if isinstance(event, AudioChunk):
                 audio.append(event.audio)
             elif not isinstance(event, EscalationDelta):
@@ -162,24 +167,44 @@ class Session(Conversation):
                     audio.append(chunk.audio)
                     yield chunk
         clock.seconds["total"] = time.perf_counter() - start
+        timings = dict(clock.seconds, prefill_tokens=ran)  # tokens the thinker ran to prefill
         reply = Reply(
             text=reply_text.strip() + ("\n\n" + escalation if escalation else ""),
             audio=np.concatenate(audio) if audio else (np.zeros(0, np.float32) if opts.speech else None),
             sample_rate=OUTPUT_RATE, emotion=emotion, safety=safety,
-            timings=dict(clock.seconds), model_text=reply_text.strip(), escalated=bool(escalation),
+            timings=timings, model_text=reply_text.strip(), escalated=bool(escalation),
             prompt_tokens=clock.tokens["prompt"], completion_tokens=clock.tokens["completion"],
             transcript=heard,
         )  # fmt: skip
-        yield _Finished(reply, inputs.media_tokens)
+        yield _Finished(reply, inputs.media_tokens, self._keep(pre, positions, media, fed))
 
-    def _reply_events(self, pre, note: str, clock: Stopwatch, escalation: str = ""):
+    def _keep(self, pre, positions, media, fed) -> context.Context | None:
+        """The turn's cache as the next turn's context: prompt + the reply tokens fed after
+        it (when nothing rewound them), and their states when speech is on. None when it
+        holds more than `held_limit` tokens, which bounds its memory."""
+        ids, hidden = fed
+        states = torch.cat(hidden, dim=1) if hidden and pre.hidden is not None else None
+        held = context.keep(pre, positions, media, ids, states)
+        return held if held.length <= self.held_limit() else None
+
+    def held_limit(self) -> int:
+        """Most tokens a kept context may hold: the system prompt, the context budget, one
+        reply and its opening (with a crisis note)."""
+        opts = self.options
+        system = len(self.engine.encode(system_prompt(opts.persona, opts.language)))
+        return system + self.context_budget + opts.max_new_tokens + 128
+
+    def _reply_events(self, pre, note: str, clock: Stopwatch, escalation: str = "", fed=None):
         """Decode the reply on the prefill's cache and speak it while it grows: one talker
         run per reply, fed each token's state (`speech.SpeechStream`, a worker thread),
         audio yielded between text deltas as chunks finish; then append the crisis
         escalation (if any), spoken too: its tokens are fed through the thinker after the
         reply so the talker gets the same kind of input. ``clock["speech"]`` is the time
-        spent waiting for audio after the text was complete (the rest overlaps decode)."""
+        spent waiting for audio after the text was complete (the rest overlaps decode).
+        ``fed`` (ids, states) collects the tokens fed to the thinker after the prompt and,
+        with speech, their states (what the next turn's context keeps)."""
         engine, opts = self.engine, self.options
+        fed_ids, fed_hidden = fed if fed is not None else ([], [])
         suffix = (
             f"<|im_start|>system\n{note}<|im_end|>\n" if note else ""
         ) + "<|im_start|>assistant\n"
@@ -198,13 +223,18 @@ class Session(Conversation):
             engine.thinker, pre, suffix_ids, sampler, stop_ids=(engine.im_end, engine.endoftext),
             max_new_tokens=opts.max_new_tokens, keep_hidden=opts.speech,
         )  # fmt: skip
-        voice = self._speak(pre, suffix_ids, next(steps)) if opts.speech else None
+        fed_ids += suffix_ids
+        if opts.speech:
+            fed_hidden.append(next(steps))
+        voice = self._speak(pre, suffix_ids, fed_hidden[-1]) if opts.speech else None
         try:
             t = time.perf_counter()
             tokens, text = [], ""
             for step in steps:
                 tokens.append(step.token)
+                fed_ids.append(step.token)
                 if voice:
+                    fed_hidden.append(step.hidden)
                     voice.push(step.token, step.hidden)
                 new = engine.tokenizer.decode(tokens, skip_special_tokens=True)
                 if new.endswith("\ufffd"):
@@ -224,6 +254,8 @@ class Session(Conversation):
                 if voice:
                     ids = engine.encode(extra)
                     hidden = generation.force(engine.thinker, pre, ids)
+                    fed_ids += ids
+                    fed_hidden.append(hidden)
                     for i, token in enumerate(ids):
                         voice.push(token, hidden[:, i : i + 1])
             if voice:
@@ -244,7 +276,7 @@ class Session(Conversation):
         escalation is spoken by the caller. Returns (transcript, safety, new escalation)."""
         t = time.perf_counter()
         try:
-            heard = transcript_stage.transcribe(self.engine, pre) or None
+            heard = transcribe(self.engine, pre) or None
         except Exception:  # never lose the turn over the transcript: the other signals stand
             logger.exception("transcription failed; safety uses the text and model signals")
             return None, safety, ""
@@ -280,7 +312,7 @@ class Session(Conversation):
             clock.add("speech", t)
         finally:
             voice.cancel()
-            transcript_stage.rewind(pre)
+            context.rewind(pre)
 
     def _speak(self, pre, suffix_ids, suffix_hidden) -> speech.SpeechStream:
         """Start the reply's talker + token2wav on the prompt (prefill + reply suffix)."""
@@ -295,30 +327,49 @@ class Session(Conversation):
 
     # -- history --------------------------------------------------------------------------
     def _history_view(self, current: PreparedTurn) -> list[tuple[PreparedTurn, str, bool]]:
-        """Past exchanges trimmed to the context budget: oldest media first, then oldest turns."""
-        engine = self.engine
-        current_tokens = len(engine.encode(current.text)) + 400  # media estimate is added later
-        past = list(self._history)
-        keep = [
-            i >= len(past) - MEDIA_HISTORY_TURNS and e.turn.video is None
+        """Past exchanges that fit the context budget, as (turn, reply text, keep media).
+
+        The view keeps a stable prefix from turn to turn, so the thinker's cache serves the
+        next turn (`carellm.context`): past media stay while the budget allows (video is
+        never shown again), and when the prompt would exceed the budget the oldest media,
+        then the oldest turns, are dropped in one block down to ``TRIM_TO`` of it, so the
+        cut moves rarely. The cut is replayed from the first turn on, which makes the view
+        a function of the history, the current turn and the budget.
+        """
+        past, budget = self._history, self.context_budget
+        media_cut = turn_cut = 0  # exchanges before these lose their media / are dropped
+        for n in range(len(past) + 1):
+            turn = current if n == len(past) else past[n].turn
+            now = len(self.engine.encode(turn.text)) + CURRENT_ESTIMATE
+            media_cut, turn_cut = _cut(past[:n], now, media_cut, turn_cut, budget)
+        return [
+            (e.turn, e.reply.text, i >= media_cut and e.turn.video is None)
             for i, e in enumerate(past)
+            if i >= turn_cut
         ]
-
-        def total() -> int:
-            return current_tokens + sum(
-                e.tokens + (e.media_tokens if k else 0) for e, k in zip(past, keep)
-            )
-
-        while total() > self.context_budget and any(keep):
-            keep[keep.index(True)] = False
-        while total() > self.context_budget and past:
-            past.pop(0)
-            keep.pop(0)
-        return [(e.turn, e.reply.text, k) for e, k in zip(past, keep)]
 
     def _remember(self, prepared: PreparedTurn, reply: Reply, media_tokens: int = 0) -> None:
         tokens = len(self.engine.encode(prepared.text)) + len(self.engine.encode(reply.text)) + 10
         self._history.append(Exchange(prepared, reply, tokens, media_tokens))
+
+
+def _cut(past: list[Exchange], now: int, media_cut: int, turn_cut: int, budget: int):
+    """The (media, turn) cut for a prompt of ``past`` plus a current turn of ``now``
+    tokens: unchanged while it fits ``budget``, else moved on in one block."""
+
+    def media(i: int) -> int:
+        return past[i].media_tokens if i >= media_cut and past[i].turn.video is None else 0
+
+    total = now + sum(past[i].tokens + media(i) for i in range(turn_cut, len(past)))
+    if total <= budget:
+        return media_cut, turn_cut
+    while total > TRIM_TO * budget and media_cut < len(past):
+        total -= media(media_cut) if media_cut >= turn_cut else 0
+        media_cut += 1
+    while total > TRIM_TO * budget and turn_cut < len(past):
+        total -= past[turn_cut].tokens
+        turn_cut += 1
+    return media_cut, turn_cut
 
 
 __all__ = ["Session", "Stopwatch", "TurnCancelled", "TurnWorker"]

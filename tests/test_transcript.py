@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from carellm import generation, transcript
+from carellm import assessment, generation
 from carellm.prompts import build_inputs
 from carellm.turn import Turn, prepare
 
@@ -24,7 +24,7 @@ def _prefill(engine, turn):
 def _reference(engine, inputs, n: int) -> str:
     """transformers' thinker.generate on prompt + instruction, no cache reuse."""
     tensors = dict(inputs.tensors)
-    suffix = torch.tensor([transcript.transcript_suffix(engine)])
+    suffix = torch.tensor([assessment.transcript_suffix(engine)])
     tensors["input_ids"] = torch.cat([tensors["input_ids"], suffix], dim=1)
     tensors["attention_mask"] = torch.ones_like(tensors["input_ids"])
     with torch.inference_mode():
@@ -40,7 +40,7 @@ def _reference(engine, inputs, n: int) -> str:
 
 def test_transcript_equals_transformers_generate(engine, media_dir):
     pre, inputs = _prefill(engine, Turn(audio=str(media_dir / "voice.wav")))
-    text = transcript.transcribe(engine, pre, max_new_tokens=12)
+    text = assessment.transcribe(engine, pre, max_new_tokens=12)
     assert text == _reference(engine, inputs, 12)
     assert text  # the tiny model emits random but non-empty text
 
@@ -61,7 +61,7 @@ def test_transcript_after_a_reply_ignores_the_reply_and_restores_the_prompt(engi
         )  # fmt: skip
     )
     assert len(reply) == 6 and pre.cache.get_seq_length() > pre.length
-    text = transcript.transcribe(engine, pre, max_new_tokens=10)
+    text = assessment.transcribe(engine, pre, max_new_tokens=10)
     assert text == _reference(engine, inputs, 10)
     assert pre.cache.get_seq_length() == pre.length
     assert all(torch.equal(a, layer.keys) for a, layer in zip(keys, pre.cache.layers))
@@ -85,7 +85,7 @@ def hearing_engine(tiny_path):
     )
     target = engine.encode(CRISIS_WORDS) + [engine.im_end]
     prompt = inputs.tensors["input_ids"]
-    suffix = torch.tensor([transcript.transcript_suffix(engine) + target[:-1]])
+    suffix = torch.tensor([assessment.transcript_suffix(engine) + target[:-1]])
     tensors = dict(inputs.tensors)
     tensors["input_ids"] = torch.cat([prompt, suffix], dim=1)
     tensors["attention_mask"] = torch.ones_like(tensors["input_ids"])

@@ -40,7 +40,7 @@ from carellm.reply import OUTPUT_RATE
 
 logger = logging.getLogger(__name__)
 
-MEDIA_HISTORY_TURNS = 2  # past turns whose media is re-sent (as the local Session does)
+MEDIA_HISTORY_TURNS = 2  # past turns whose media is re-sent (the local Session keeps all in budget)
 DEFAULT_TIMEOUT_S = 300.0  # s per request: a long multimodal turn on a busy server
 NO_SPEECH_NOTE = "no speech from this server: it returned text only"
 BAD_SPEECH_NOTE = "some of the server's speech could not be decoded and was dropped"
