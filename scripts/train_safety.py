@@ -24,6 +24,8 @@ Needs scikit-learn (the ``test`` extra); inference does not.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -58,9 +60,20 @@ SCALE = 1e-3  # weights are stored as round(w / SCALE)
 FP_BUDGET = 0.05  # false positives allowed on the corpus's hard negatives (the goal)
 FOLDS = 5
 # A classifier that never fires: the rules pass must not depend on the shipped weights.
-SILENT = classifier.Weights(("crisis", "severe"), (-50.0, -50.0), ({}, {}), frozenset(), 1.0, 1.0, 0.0)
+SILENT = classifier.Weights(
+    ("crisis", "severe"), (-50.0, -50.0), ({}, {}), frozenset(), 1.0, 1.0, 0.0, False
+)
 GRID = tuple(round(0.05 * i, 2) for i in range(4, 20))  # candidate thresholds
 VETO_GRID = (0.0, 0.2, 0.3, 0.4, 0.5)  # 0.0: the classifier never lowers the rules
+# A rules "low" (negated, reported, third person) caps the classifier: fixed, not searched.
+# Searching (0, 1) picks 0 (+0.01 recall on the corpus) and then "I would never kill
+# myself" escalates: the corpus has too few explicit negations to learn them.
+LOW_CAPS = (1,)
+
+
+def data_hash(path: str) -> str:
+    """sha256 of a training file (recorded in the weights: which data made them)."""
+    return hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
 
 
 def load_items() -> list[dict]:
@@ -109,12 +122,14 @@ def fit(feats: list[set[str]], y: np.ndarray) -> tuple[dict[str, int], list]:
     x = matrix(feats, vocab)
     heads = []
     for col in range(y.shape[1]):
-        model = LogisticRegression(C=C, solver="liblinear", dual=True, random_state=0, max_iter=1000)
+        model = LogisticRegression(
+            C=C, solver="liblinear", dual=True, random_state=0, max_iter=1000
+        )
         heads.append(model.fit(x, y[:, col]))
     return vocab, heads
 
 
-def to_weights(vocab: dict[str, int], heads: list, thresholds=(0.5, 0.5, 0.0)) -> dict:
+def to_weights(vocab: dict[str, int], heads: list, thresholds=(0.5, 0.5, 0.0, 0)) -> dict:
     """The JSON document of the weights file (non-zero integer weights only)."""
     ints = np.rint(np.vstack([h.coef_[0] for h in heads]) / SCALE).astype(int)
     names = sorted(vocab, key=vocab.get)
@@ -124,8 +139,8 @@ def to_weights(vocab: dict[str, int], heads: list, thresholds=(0.5, 0.5, 0.0)) -
         "heads": ["crisis", "severe", *CATEGORIES],
         "scale": SCALE,
         "bias": [round(float(h.intercept_[0]), 6) for h in heads],
-        "thresholds": dict(zip(("moderate", "high", "veto"), thresholds)),
-        "trained_on": list(DATA),
+        "thresholds": dict(zip(("moderate", "high", "veto", "rules_low_caps"), thresholds)),
+        "trained_on": {path: data_hash(path) for path in DATA},
         "weights": weights,
     }
 
@@ -139,6 +154,7 @@ def as_model(doc: dict) -> classifier.Weights:
     return classifier.Weights(
         tuple(doc["heads"]), tuple(doc["bias"]), tables, frozenset(doc["weights"]),
         doc["thresholds"]["moderate"], doc["thresholds"]["high"], doc["thresholds"]["veto"],
+        bool(doc["thresholds"]["rules_low_caps"]),
     )  # fmt: skip
 
 
@@ -149,7 +165,7 @@ def out_of_fold(items, feats, y) -> list[classifier.ClassifierResult]:
     results: list = [None] * len(items)
     for train, test in folds.split(np.zeros(len(items)), strata):
         vocab, heads = fit([feats[k] for k in train], y[train])
-        model = as_model(to_weights(vocab, heads, (0.0, 0.0, 0.0)))  # always name a category
+        model = as_model(to_weights(vocab, heads, (0.0, 0.0, 0.0, 0)))  # always name a category
         for k in test:
             results[k] = classifier.classify(normalise(items[k]["text"]), model)
     return results
@@ -157,14 +173,16 @@ def out_of_fold(items, feats, y) -> list[classifier.ClassifierResult]:
 
 def rows_for(items, rules, clf, thresholds) -> list[ItemResult]:
     """Evaluation rows: rules level, classifier signal and their combination."""
-    t_mod, t_high, veto = thresholds
+    t_mod, t_high, veto, low_caps = thresholds
     rows = []
     for item, (rules_level, frames, categories), result in zip(items, rules, clf):
         level = "none" if result.p_crisis < t_mod else "moderate"
         level = "high" if level == "moderate" and result.p_severe >= t_high else level
         named = "" if categories else result.category  # as assess: only when the rules name none
         result = classifier.ClassifierResult(result.p_crisis, result.p_severe, named, level)
-        text, signal = combine_with_rules(result, rules_level, frames, categories, veto)
+        text, signal = combine_with_rules(
+            result, rules_level, frames, categories, veto, bool(low_caps)
+        )
         signals = {"rules": rules_level, "text": text, "classifier": signal}
         rows.append(
             ItemResult(
@@ -176,7 +194,7 @@ def rows_for(items, rules, clf, thresholds) -> list[ItemResult]:
 
 
 def choose_thresholds(items, rules, clf) -> tuple[float, float, float]:
-    """Best (moderate, high, veto) thresholds on the corpus's out-of-fold predictions.
+    """Best (moderate, high, veto, rules_low_caps) on the corpus's out-of-fold predictions.
 
     The highest crisis recall with false positives <= FP_BUDGET, then the highest
     escalation recall; the policy of `combine_with_rules`, vectorised over the grid.
@@ -189,19 +207,18 @@ def choose_thresholds(items, rules, clf) -> tuple[float, float, float]:
     p_severe = np.array([clf[k].p_severe for k in dev])
     capped = np.array([_capped(rules[k], clf[k]) for k in dev])
     crisis, severe = gold >= 2, gold >= 3
-    best_key, best = None, (0.5, 0.5, 0.0)
-    for veto in VETO_GRID:
+    best_key, best = None, (0.5, 0.5, 0.0, 0)
+    for low_caps, veto, t_mod, t_high in itertools.product(LOW_CAPS, VETO_GRID, GRID, GRID):
         vetoed = np.where((rules_rank == 2) | (rules_rank == 3), p_crisis < veto, False)
         text = np.where(vetoed, 1, rules_rank)
-        for t_mod in GRID:
-            for t_high in GRID:
-                signal = np.where(p_crisis >= t_mod, np.where(p_severe >= t_high, 3, 2), 0)
-                signal = np.where(capped & (signal >= 2), 1, signal)
-                level = np.maximum(text, signal)
-                fp = (level[~crisis] >= 2).mean()
-                key = ((level[crisis] >= 2).mean(), (level[severe] >= 3).mean(), -fp, -veto)
-                if fp <= FP_BUDGET and (best_key is None or key > best_key):
-                    best_key, best = key, (t_mod, t_high, veto)
+        signal = np.where(p_crisis >= t_mod, np.where(p_severe >= t_high, 3, 2), 0)
+        cap = capped | ((rules_rank == 1) & bool(low_caps))
+        signal = np.where(cap & (signal >= 2), 1, signal)
+        level = np.maximum(text, signal)
+        fp = (level[~crisis] >= 2).mean()
+        key = ((level[crisis] >= 2).mean(), (level[severe] >= 3).mean(), -fp, low_caps, -veto)
+        if fp <= FP_BUDGET and (best_key is None or key > best_key):
+            best_key, best = key, (t_mod, t_high, veto, low_caps)
     return best
 
 

@@ -21,7 +21,9 @@ Two model-free signals, both in `SafetyAssessment.signals`:
   except that a rules "moderate" or "high" drops to "low" when the classifier's
   P(crisis) is under its veto threshold (``[classifier:veto p=...]`` in ``matched``):
   surface words without a crisis ("so hungover I want to die"). "imminent" (means,
-  timing, an act under way) is never lowered.
+  timing, an act under way) is never lowered. The other way, when the rules' own level
+  is "low" (negated, reported, third person) the classifier is capped at "low" too, if
+  the training chose so (``rules_low_caps``).
 The three thresholds are chosen on cross-validated predictions (``scripts/train_safety.py``).
 The level is the most severe signal. If the weights file cannot be read the rules
 decide alone and ``signals`` has no "classifier" key (logged as an error).
@@ -234,9 +236,9 @@ def assess(
     signals = {"text": rules_level}
     clf = _classify(normalised, classifier_model, not found_categories)
     if clf is not None:
-        veto = (classifier_model or classifier.load()).veto_threshold
+        model = classifier_model or classifier.load()
         signals["text"], signal = combine_with_rules(
-            clf, rules_level, frames, found_categories, veto
+            clf, rules_level, frames, found_categories, model.veto_threshold, model.rules_low_caps
         )
         if signal == "high" and (escalates[0] if escalates else _escalates(normalised, tables)):
             signal = "imminent"
@@ -263,16 +265,19 @@ def combine_with_rules(
     frames: tuple[str, ...],
     rule_categories: set[str],
     veto: float,
+    rules_low_caps: bool = False,
 ) -> tuple[str, str]:
     """(rules level, classifier level) after the policy of the module docstring.
 
     The rules' "moderate"/"high" drops to "low" when P(crisis) < ``veto``; the
     classifier's level is capped at "low" when a frame covers its category (or, when it
-    named none, one of the rules' categories).
+    named none, one of the rules' categories), and with ``rules_low_caps`` when the
+    rules' own level is "low" (a negated, reported or third-person mention).
     """
+    low = rules_low_caps and rules_level == "low"  # before the veto: the rules' own "low"
     if rules_level in ("moderate", "high") and clf.p_crisis < veto:
         rules_level = "low"
-    signal = clf.level
+    signal = "low" if low and level_at_least(clf.level, "moderate") else clf.level
     categories = {clf.category} if clf.category else rule_categories
     if frames and level_at_least(signal, "moderate"):
         if any(concepts.frame_cap(frames, c) for c in categories or {""}):

@@ -30,6 +30,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from carellm.errors import DataFormatError
 
@@ -55,6 +56,7 @@ class Weights:
     moderate_threshold: float  # P(crisis) from which the classifier says "moderate"
     high_threshold: float  # P(severe) from which it says "high"
     veto_threshold: float  # below this P(crisis) a rules "moderate"/"high" drops to "low"
+    rules_low_caps: bool  # a rules "low" (negated, news, third person) caps the classifier
 
 
 @dataclass(frozen=True)
@@ -101,10 +103,12 @@ def windows(text: str) -> list[str]:
     return [w for w in out if w.strip()] or [text[:WINDOW_CHARS]]
 
 
-@functools.lru_cache(maxsize=1)
-def load() -> Weights:
-    """The packaged weights (read once). Raises DataFormatError for a broken file."""
-    resource = importlib.resources.files("carellm") / "resources" / WEIGHTS_FILE
+@functools.lru_cache(maxsize=2)
+def load(path=None) -> Weights:
+    """The packaged weights, or those at ``path`` (read once). DataFormatError if broken."""
+    resource = (
+        Path(path) if path else importlib.resources.files("carellm") / "resources" / WEIGHTS_FILE
+    )
     try:
         data = json.loads(resource.read_text(encoding="utf-8"))
         scale = float(data["scale"])
@@ -121,14 +125,15 @@ def load() -> Weights:
             moderate_threshold=float(data["thresholds"]["moderate"]),
             high_threshold=float(data["thresholds"]["high"]),
             veto_threshold=float(data["thresholds"]["veto"]),
+            rules_low_caps=bool(data["thresholds"]["rules_low_caps"]),
         )
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DataFormatError(
-            f"{WEIGHTS_FILE}: cannot read the crisis classifier ({e}); reinstall carellm "
+            f"{resource}: cannot read the crisis classifier ({e}); reinstall carellm "
             "or rebuild it with scripts/train_safety.py"
         ) from e
     if heads[:2] != ("crisis", "severe") or len(loaded.bias) != len(heads):
-        raise DataFormatError(f"{WEIGHTS_FILE}: heads must start with crisis, severe")
+        raise DataFormatError(f"{resource}: heads must start with crisis, severe; rebuild it")
     return loaded
 
 
@@ -156,7 +161,7 @@ def classify(
     for window in windows(normalised):
         grams = features(window)
         known = grams & model.vocabulary
-        scale = 1.0 / math.sqrt(len(grams))
+        scale = 1.0 / math.sqrt(len(grams) or 1)  # empty text: no features, the bias
         p = _probability(known, scale, model.tables[0], model.bias[0])
         if p > p_crisis:
             p_crisis, top = p, (known, scale)
