@@ -67,6 +67,8 @@ def test_format_eval_shows_scores_and_confusion():
     text = format_eval(evaluate())
     assert "recall@mod" in text and "escal@high" in text and "fp@mod" in text
     assert "crisis recall" in text and "imminent" in text and "assess CPU time" in text
+    alone = text.split("each signal alone", 1)[1].splitlines()
+    assert alone[2].split()[0] == "classifier" and alone[3].split()[0] == "text"
 
 
 def test_evaluate_counts_a_miss(tmp_path):
