@@ -55,7 +55,10 @@ DATA = (
 )
 OUT = "carellm/resources/safety_classifier.json"
 MIN_DF = 2  # a feature must occur in this many texts
-C = 32.0  # inverse L2 regularisation strength of every head (5-fold CV: 1 < 4 < 16 ~ 32)
+# Inverse L2 strength of every head. 5-fold CV recall@mod on the corpus at the FP budget:
+# C=16 0.73, 32 0.73, 64 0.75, 128 0.74, 256 0.77 (and 4 < 16 before the corpus grew);
+# 256 flags the idiom "想死你了" (it learns "想死" alone): 64, the next best.
+C = 64.0
 SCALE = 1e-3  # weights are stored as round(w / SCALE)
 FP_BUDGET = 0.05  # false positives allowed on the corpus's hard negatives (the goal)
 FOLDS = 5
@@ -66,8 +69,8 @@ SILENT = classifier.Weights(
 GRID = tuple(round(0.05 * i, 2) for i in range(4, 20))  # candidate thresholds
 VETO_GRID = (0.0, 0.2, 0.3, 0.4, 0.5)  # 0.0: the classifier never lowers the rules
 # A rules "low" (negated, reported, third person) caps the classifier: fixed, not searched.
-# Searching (0, 1) picks 0 (+0.01 recall on the corpus) and then "I would never kill
-# myself" escalates: the corpus has too few explicit negations to learn them.
+# Searching (0, 1) picked 0 on an earlier corpus (+0.01 recall) and then "I would never
+# kill myself" escalated: the corpus has too few explicit negations to learn them.
 LOW_CAPS = (1,)
 
 
