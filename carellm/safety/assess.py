@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from carellm.errors import DataFormatError, InputError
@@ -236,19 +237,15 @@ def assess(
     signals = {"text": rules_level}
     clf = _classify(normalised, classifier_model, not found_categories)
     if clf is not None:
+
+        def escalated() -> bool:  # only asked when the classifier says "high"
+            return escalates[0] if escalates else _escalates(normalised, tables)
+
         model = classifier_model or classifier.load()
-        signals["text"], signal = combine_with_rules(
-            clf, rules_level, frames, found_categories, model.veto_threshold, model.rules_low_caps
+        signals, notes = _with_classifier(
+            clf, model, rules_level, frames, found_categories, escalated
         )
-        if signal == "high" and (escalates[0] if escalates else _escalates(normalised, tables)):
-            signal = "imminent"
-        signals["classifier"] = signal
-        if signals["text"] != rules_level:
-            matched += (f"[classifier:veto p={clf.p_crisis:.2f}]",)
-        if level_at_least(signal, "moderate"):
-            found_categories.add(clf.category or min(found_categories, key=CATEGORIES.index))
-            named = f":{clf.category}" if clf.category else ""
-            matched += (f"[classifier{named} p={clf.p_crisis:.2f}]",)
+        matched += notes
     level = max_level(*signals.values())
     categories = tuple(c for c in CATEGORIES if c in found_categories)
     from carellm.safety.resources import resources_for  # resources imports this module
@@ -257,6 +254,28 @@ def assess(
     if level_at_least(level, "high"):
         logger.debug("safety: level=%s categories=%s", level, ",".join(categories))
     return SafetyAssessment(level, categories, matched, resources, lang, signals)
+
+
+def _with_classifier(
+    clf: classifier.ClassifierResult,
+    model: classifier.Weights,
+    rules_level: str,
+    frames: tuple[str, ...],
+    categories: set[str],
+    escalated: Callable[[], bool],
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """(signals, notes for ``matched``) with the classifier; adds to ``categories``."""
+    text, signal = combine_with_rules(
+        clf, rules_level, frames, categories, model.veto_threshold, model.rules_low_caps
+    )
+    if signal == "high" and escalated():  # prepared means, or timing + intent
+        signal = "imminent"
+    notes = (f"[classifier:veto p={clf.p_crisis:.2f}]",) if text != rules_level else ()
+    if level_at_least(signal, "moderate"):
+        categories.add(clf.category or min(categories, key=CATEGORIES.index))
+        named = f":{clf.category}" if clf.category else ""
+        notes += (f"[classifier{named} p={clf.p_crisis:.2f}]",)
+    return {"text": text, "classifier": signal}, notes
 
 
 def combine_with_rules(

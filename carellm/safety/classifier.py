@@ -1,9 +1,9 @@
 """A small bilingual crisis classifier: character n-grams + English words, linear heads.
 
 Why: phrase lists only catch the wording someone thought of; a linear model over
-character n-grams (2–4, and single CJK characters) of the normalised text (`carellm.safety.normalize`) scores
-wording it never saw, and character n-grams work the same for Chinese (no word
-segmentation), English, misspellings and mixed zh/en. English word unigrams and
+character n-grams (2–4, and single CJK characters) of the normalised text
+(`carellm.safety.normalize`) scores wording it never saw, and character n-grams work
+the same for Chinese (no word segmentation), English, misspellings and mixed zh/en. English word unigrams and
 bigrams (prefixed with a tab, which normalised text never holds) add word identity.
 
 Heads (one logistic regression each, trained by ``scripts/train_safety.py`` on
