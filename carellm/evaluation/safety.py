@@ -11,6 +11,10 @@ Definitions (the same for the rules, the model and their combination):
   the goal's measure); ``fp@low`` also counts any predicted risk at ``low``;
 * ``crisis_recall`` (kept from the first sets): gold >= high predicted >= high, over all.
 
+`format_eval` also scores each signal of `SafetyAssessment.signals` alone ("text": the
+rules after the classifier's veto, "classifier": the crisis classifier), so their shares
+can be told apart.
+
 Scores are given overall, per language and per ``kind`` (the optional item field that
 names the sub-type, e.g. ``farewell`` or ``idiom``); `assess` is timed per message.
 """
@@ -224,6 +228,10 @@ def format_eval(result: SafetyEvalResult) -> str:
     """Plain-text tables: scores per language and kind, the level confusion, the timing."""
     lines = [f"safety eval: {result.path} ({result.n_items} items)", ""]
     lines += format_groups(result.groups)
+    rows = list(result.items)
+    signals = sorted({name for r in rows for name in r.signals})
+    lines += ["", "each signal alone (text: the rules after the veto; classifier: the classifier)"]
+    lines += format_groups(tuple(group_score(name, rows, name) for name in signals))
     lines += ["", "levels: gold (rows) x predicted (columns)"]
     lines.append(" " * 9 + "".join(f"{level:>9}" for level in LEVELS))
     for level, row in zip(LEVELS, result.confusion):

@@ -1,4 +1,5 @@
-"""Crisis safety: the rules (`assess`), the levels, the resources and the escalation.
+"""Crisis safety: the rules and the crisis classifier (`assess`), the levels, the resources and
+the escalation.
 
 Torch-free: importing it never loads a model.
 """

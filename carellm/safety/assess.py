@@ -7,6 +7,26 @@ news, study, negated, a third person), "moderate" (passive death wish, hopelessn
 self-harm), "high" (active ideation, self-harm, threats, abuse, a medical emergency sign),
 "imminent" (plan with means or timing, an act under way: emergency services now).
 The patterns live in `carellm.safety.rules`; the hotlines in ``resources/hotlines.json``.
+
+Two model-free signals, both in `SafetyAssessment.signals`:
+* ``"classifier"``: the crisis classifier (`carellm.safety.classifier`) on the same
+  normalised text, for wording no rule names. It says "moderate" when P(crisis) passes
+  its threshold and "high" when P(high or imminent) passes its own, capped at "low" when
+  a rules frame (fiction, news, a professional question, a game, ...) holds for its
+  category; "high" becomes "imminent" with prepared means or timing + intent, as for
+  the rules. A finding adds its most probable category and
+  ``[classifier:<category> p=<P(crisis)>]`` to ``matched`` (no category when the
+  rules named one).
+* ``"text"``: the rules (patterns and concepts, with negation, history and frames),
+  except that a rules "moderate" or "high" drops to "low" when the classifier's
+  P(crisis) is under its veto threshold (``[classifier:veto p=...]`` in ``matched``):
+  surface words without a crisis ("so hungover I want to die"). "imminent" (means,
+  timing, an act under way) is never lowered. The other way, when the rules' own level
+  is "low" (negated, reported, third person) the classifier is capped at "low" too, if
+  the training chose so (``rules_low_caps``).
+The three thresholds are chosen on cross-validated predictions (``scripts/train_safety.py``).
+The level is the most severe signal. If the weights file cannot be read the rules
+decide alone and ``signals`` has no "classifier" key (logged as an error).
 """
 
 from __future__ import annotations
@@ -15,10 +35,11 @@ import dataclasses
 import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from carellm.errors import DataFormatError, InputError
-from carellm.safety import concepts
+from carellm.safety import classifier, concepts
 from carellm.safety import rules as safety_rules
 from carellm.safety.normalize import normalise
 
@@ -83,8 +104,9 @@ class SafetyAssessment:
     matched: tuple[str, ...]  # the phrases that matched (normalised text)
     resources: tuple[Resource, ...]  # contacts for `lang`; filled from "moderate" up
     lang: str  # "zh" or "en": the language of the user's text
-    # The level from each signal: "text" (rules on the typed text), "transcript" (rules on
-    # what was said), "model" (the model's scored risk); `level` is their maximum.
+    # The level from each signal: "text" (rules on the typed text), "classifier" (the crisis
+    # classifier on it), "transcript" (both on what was said), "model" (the model's scored
+    # risk); `level` is their maximum.
     signals: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -166,11 +188,14 @@ def _escalates(text: str, tables: dict) -> bool:
     return False
 
 
-def assess(text: str, *, lang: str | None = None) -> SafetyAssessment:
+def assess(
+    text: str, *, lang: str | None = None, classifier_model: classifier.Weights | None = None
+) -> SafetyAssessment:
     """Assess the crisis risk in one user text (any length, zh, en or both mixed).
 
     ``lang`` ("zh"/"en") picks the language of the resources; by default it is detected
-    from the text. Both languages' rules run on every text.
+    from the text. Both languages' rules run on every text, then the classifier
+    (``classifier_model``: other weights, for training and tests; default the packaged).
     """
     if not isinstance(text, str):
         raise InputError("text", f"expected a string, got {type(text).__name__}")
@@ -205,13 +230,84 @@ def assess(text: str, *, lang: str | None = None) -> SafetyAssessment:
             ):
                 level = "low"
             found.append((category, level, match.group()))
-    level = max_level(*(lvl for _, lvl, _ in found))
-    categories = tuple(c for c in CATEGORIES if any(c == f[0] for f in found))
+    rules_level = max_level(*(lvl for _, lvl, _ in found))
     matched = tuple(dict.fromkeys(phrase for _, _, phrase in found))
     matched += tuple(f"[frame:{name}]" for name in frames if found)
+    found_categories = {c for c, _, _ in found}
+    signals = {"text": rules_level}
+    clf = _classify(normalised, classifier_model, not found_categories)
+    if clf is not None:
+
+        def escalated() -> bool:  # only asked when the classifier says "high"
+            return escalates[0] if escalates else _escalates(normalised, tables)
+
+        model = classifier_model or classifier.load()
+        signals, notes = _with_classifier(
+            clf, model, rules_level, frames, found_categories, escalated
+        )
+        matched += notes
+    level = max_level(*signals.values())
+    categories = tuple(c for c in CATEGORIES if c in found_categories)
     from carellm.safety.resources import resources_for  # resources imports this module
 
     resources = resources_for(lang) if level_at_least(level, "moderate") else ()
     if level_at_least(level, "high"):
         logger.debug("safety: level=%s categories=%s", level, ",".join(categories))
-    return SafetyAssessment(level, categories, matched, resources, lang, {"text": level})
+    return SafetyAssessment(level, categories, matched, resources, lang, signals)
+
+
+def _with_classifier(
+    clf: classifier.ClassifierResult,
+    model: classifier.Weights,
+    rules_level: str,
+    frames: tuple[str, ...],
+    categories: set[str],
+    escalated: Callable[[], bool],
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """(signals, notes for ``matched``) with the classifier; adds to ``categories``."""
+    text, signal = combine_with_rules(
+        clf, rules_level, frames, categories, model.veto_threshold, model.rules_low_caps
+    )
+    if signal == "high" and escalated():  # prepared means, or timing + intent
+        signal = "imminent"
+    notes = (f"[classifier:veto p={clf.p_crisis:.2f}]",) if text != rules_level else ()
+    if level_at_least(signal, "moderate"):
+        categories.add(clf.category or min(categories, key=CATEGORIES.index))
+        named = f":{clf.category}" if clf.category else ""
+        notes += (f"[classifier{named} p={clf.p_crisis:.2f}]",)
+    return {"text": text, "classifier": signal}, notes
+
+
+def combine_with_rules(
+    clf: classifier.ClassifierResult,
+    rules_level: str,
+    frames: tuple[str, ...],
+    rule_categories: set[str],
+    veto: float,
+    rules_low_caps: bool = False,
+) -> tuple[str, str]:
+    """(rules level, classifier level) after the policy of the module docstring.
+
+    The rules' "moderate"/"high" drops to "low" when P(crisis) < ``veto``; the
+    classifier's level is capped at "low" when a frame covers its category (or, when it
+    named none, one of the rules' categories), and with ``rules_low_caps`` when the
+    rules' own level is "low" (a negated, reported or third-person mention).
+    """
+    low = rules_low_caps and rules_level == "low"  # before the veto: the rules' own "low"
+    if rules_level in ("moderate", "high") and clf.p_crisis < veto:
+        rules_level = "low"
+    signal = "low" if low and level_at_least(clf.level, "moderate") else clf.level
+    categories = {clf.category} if clf.category else rule_categories
+    if frames and level_at_least(signal, "moderate"):
+        if any(concepts.frame_cap(frames, c) for c in categories or {""}):
+            signal = "low"
+    return rules_level, signal
+
+
+def _classify(normalised: str, model, name_category: bool) -> classifier.ClassifierResult | None:
+    """The classifier's result, or None (logged) when its weights cannot be read."""
+    try:
+        return classifier.classify(normalised, model, name_category=name_category)
+    except DataFormatError:
+        logger.exception("crisis classifier unavailable; the rules decide alone")
+        return None
