@@ -294,3 +294,14 @@ def test_stream_closed_from_another_thread_frees_the_engine(llama):
     turn.start()
     turn.join(120)
     assert answer and answer[0].text and len(other.history) == 1
+
+
+@needs_llama
+@pytest.mark.timeout(120)
+def test_reply_counts_its_tokens(llama):
+    session = llama.session(seed=3, max_new_tokens=5)
+    reply = session.respond(Turn(text="I feel tired today."))
+    assert 1 <= reply.completion_tokens <= 5
+    assert reply.prompt_tokens == len(llama.runtime.tokens) - reply.completion_tokens + (
+        reply.completion_tokens == 5  # the last token at the cap is sampled, never fed
+    )

@@ -97,7 +97,8 @@ class LlamaSession(Conversation):
             text=text.strip() + ("\n\n" + escalation if escalation else ""), audio=None,
             sample_rate=OUTPUT_RATE, emotion=report_obj, safety=turn_safety,
             timings=dict(clock.seconds), model_text=text.strip(), escalated=bool(escalation),
-            notes=(NO_SPEECH_NOTE,),
+            notes=(NO_SPEECH_NOTE,), prompt_tokens=clock.tokens.get("prompt", 0),
+            completion_tokens=clock.tokens.get("completion", 0),
         )  # fmt: skip
         self._remember(prepared, reply, 0)
         yield Final(reply)
@@ -150,6 +151,7 @@ class LlamaSession(Conversation):
             engine.banned_ids, None if seed is None else torch.Generator().manual_seed(seed),
         )  # fmt: skip
         logits = runtime.extend(engine.encode(suffix))
+        prompt = len(runtime.tokens)  # conversation + report note + assistant opening
         utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         generated: list[int] = []
         stops = (engine.im_end, engine.endoftext)
@@ -166,6 +168,7 @@ class LlamaSession(Conversation):
             if len(generated) == opts.max_new_tokens or runtime.room() == 0:
                 break
             logits = runtime.extend([token])
+        clock.tokens.update(prompt=prompt, completion=len(generated))
         tail = utf8.decode(b"", final=True)
         if tail:
             yield tail
