@@ -278,7 +278,7 @@ def test_cli_never_plans_qwen3_omni_below_published(capsys, seconds, low, high):
 
 
 def test_served_tier_needs_enough_gpus():
-    from carellm.planning.selection import other_tiers
+    from carellm.planning.alternatives import other_tiers
 
     big = other_tiers(Needs(video_seconds=15), Hardware.simulated(gpus_gb=[80, 80]))
     small = other_tiers(Needs(video_seconds=15), Hardware.simulated(gpus_gb=[24]))

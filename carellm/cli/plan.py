@@ -61,8 +61,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import dataclasses
 
+    from carellm.planning.alternatives import other_tiers
     from carellm.planning.hardware import Hardware
-    from carellm.planning.selection import Needs, other_tiers, select
+    from carellm.planning.selection import Needs, select
 
     needs = Needs(
         speech=not args.no_speech,
