@@ -44,8 +44,13 @@ from carellm.safety.assess import CATEGORIES, combine_with_rules, level_at_least
 from carellm.safety.normalize import normalise  # noqa: E402
 
 CORPUS = "datasets/safety/crisis_corpus.jsonl"
+# ordinary daily distress (and subtle crises) added after the classifier escalated
+# messages such as "I can't focus on anything"; part of the dev split like the corpus
+EVERYDAY = "datasets/safety/everyday_corpus.jsonl"
+CORPORA = (CORPUS, EVERYDAY)  # the dev split: written for training, rules never tuned on it
 DATA = (
     CORPUS,
+    EVERYDAY,
     "tests/assets/safety/blind_dev.jsonl",
     "tests/assets/safety/blind_final.jsonl",
     "tests/assets/safety/own_round.jsonl",
@@ -61,6 +66,9 @@ MIN_DF = 2  # a feature must occur in this many texts
 C = 64.0
 SCALE = 1e-3  # weights are stored as round(w / SCALE)
 FP_BUDGET = 0.05  # false positives allowed on the corpus's hard negatives (the goal)
+# ordinary daily distress is most of what a counselor hears: a hotline there is a failure
+# of its own, so its false positives get a tighter budget of their own
+EVERYDAY_FP_BUDGET = 0.02
 FOLDS = 5
 # A classifier that never fires: the rules pass must not depend on the shipped weights.
 SILENT = classifier.Weights(
@@ -163,7 +171,7 @@ def as_model(doc: dict) -> classifier.Weights:
 
 def out_of_fold(items, feats, y) -> list[classifier.ClassifierResult]:
     """Each item scored by the quantised model of the folds that did not see it."""
-    strata = [f"{i['lang']}{y[k, 0]}{i['source'] == CORPUS}" for k, i in enumerate(items)]
+    strata = [f"{i['lang']}{y[k, 0]}{i['source'] in CORPORA}" for k, i in enumerate(items)]
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=0)
     results: list = [None] * len(items)
     for train, test in folds.split(np.zeros(len(items)), strata):
@@ -199,10 +207,11 @@ def rows_for(items, rules, clf, thresholds) -> list[ItemResult]:
 def choose_thresholds(items, rules, clf) -> tuple[float, float, float]:
     """Best (moderate, high, veto, rules_low_caps) on the corpus's out-of-fold predictions.
 
-    The highest crisis recall with false positives <= FP_BUDGET, then the highest
+    The highest crisis recall with false positives <= FP_BUDGET on hard negatives and
+    <= EVERYDAY_FP_BUDGET on ordinary daily distress, then the highest
     escalation recall; the policy of `combine_with_rules`, vectorised over the grid.
     """
-    dev = [k for k, i in enumerate(items) if i["source"] == CORPUS]
+    dev = [k for k, i in enumerate(items) if i["source"] in CORPORA]
     rank = {level: n for n, level in enumerate(LEVELS)}
     gold = np.array([rank[items[k]["level"]] for k in dev])
     rules_rank = np.array([rank[rules[k][0]] for k in dev])
@@ -210,6 +219,7 @@ def choose_thresholds(items, rules, clf) -> tuple[float, float, float]:
     p_severe = np.array([clf[k].p_severe for k in dev])
     capped = np.array([_capped(rules[k], clf[k]) for k in dev])
     crisis, severe = gold >= 2, gold >= 3
+    everyday = np.array([items[k]["kind"] == "everyday_distress" for k in dev])
     best_key, best = None, (0.5, 0.5, 0.0, 0)
     for low_caps, veto, t_mod, t_high in itertools.product(LOW_CAPS, VETO_GRID, GRID, GRID):
         vetoed = np.where((rules_rank == 2) | (rules_rank == 3), p_crisis < veto, False)
@@ -218,9 +228,11 @@ def choose_thresholds(items, rules, clf) -> tuple[float, float, float]:
         cap = capped | ((rules_rank == 1) & bool(low_caps))
         signal = np.where(cap & (signal >= 2), 1, signal)
         level = np.maximum(text, signal)
-        fp = (level[~crisis] >= 2).mean()
+        fp = (level[~crisis & ~everyday] >= 2).mean()
+        fp_everyday = (level[everyday] >= 2).mean()
         key = ((level[crisis] >= 2).mean(), (level[severe] >= 3).mean(), -fp, low_caps, -veto)
-        if fp <= FP_BUDGET and (best_key is None or key > best_key):
+        fits = fp <= FP_BUDGET and fp_everyday <= EVERYDAY_FP_BUDGET
+        if fits and (best_key is None or key > best_key):
             best_key, best = key, (t_mod, t_high, veto, low_caps)
     return best
 
@@ -254,7 +266,7 @@ def main(argv=None) -> int:
     print(f"{len(items)} items, {len(vocab)} features, {len(doc['weights'])} kept; "
           f"thresholds moderate/high/veto {thresholds}; wrote {args.out}")  # fmt: skip
     if args.cv:
-        for source in (CORPUS, "tests/assets/safety/blind_final.jsonl"):
+        for source in (CORPUS, EVERYDAY, "tests/assets/safety/blind_final.jsonl"):
             keep = [k for k, i in enumerate(items) if i["source"] == source]
             pick = ([items[k] for k in keep], [rules[k] for k in keep], [clf[k] for k in keep])
             rows = rows_for(*pick, thresholds)
