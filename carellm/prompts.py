@@ -137,6 +137,28 @@ class ModelInputs:
     media_tokens: int  # placeholder tokens of the *current* user message
 
 
+def chat_messages(system: str, history: list, current: PreparedTurn):
+    """Chat messages of the shown turns, their media in prompt order, and for each audio
+    the index of the video it comes from (None for a recording). Shared by the Qwen2.5 and
+    Qwen3 prompt builders; ``history`` as in `build_inputs`."""
+    messages = [{"role": "system", "content": system}]
+    audio, audio_src, images, videos = [], [], [], []
+    for turn, reply, keep in [*history, (current, None, True)]:
+        messages.append({"role": "user", "content": user_content(turn, with_media=keep)})
+        if keep:
+            audio += turn.audio
+            audio_src += [None] * len(turn.audio)
+            images += [] if turn.image is None else [turn.image]
+            if turn.video is not None:
+                if turn.use_audio_in_video:
+                    audio.append(turn.video.audio)
+                    audio_src.append(len(videos))
+                videos.append(turn.video)
+        if reply is not None:
+            messages.append({"role": "assistant", "content": reply})
+    return messages, audio, audio_src, images, videos
+
+
 def build_inputs(engine, system: str, history: list, current: PreparedTurn) -> ModelInputs:
     """Render the conversation and run the processor (one call for all media).
 
@@ -146,23 +168,7 @@ def build_inputs(engine, system: str, history: list, current: PreparedTurn) -> M
 
     if engine.lite:
         return _build_text_inputs(engine, system, history, current)
-    messages = [{"role": "system", "content": system}]
-    shown = [(t, r, keep) for t, r, keep in history] + [(current, None, True)]
-    audio, audio_src, images, videos = [], [], [], []
-    for turn, reply, keep in shown:
-        messages.append({"role": "user", "content": user_content(turn, with_media=keep)})
-        if keep:
-            audio += turn.audio
-            audio_src += [None] * len(turn.audio)
-            if turn.image is not None:
-                images.append(turn.image)
-            if turn.video is not None:
-                if turn.use_audio_in_video:
-                    audio.append(turn.video.audio)
-                    audio_src.append(len(videos))
-                videos.append(turn.video)
-        if reply is not None:
-            messages.append({"role": "assistant", "content": reply})
+    messages, audio, audio_src, images, videos = chat_messages(system, history, current)
     text = engine.processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=False
     )

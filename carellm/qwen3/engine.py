@@ -15,7 +15,7 @@ from pathlib import Path
 from carellm.engine import Engine, EngineInfo, _pick_device, _pick_dtype
 from carellm.errors import InputError, ModelLoadError
 from carellm.loading import HUB_ID, Resolved, _from_pretrained
-from carellm.prompts import ModelInputs, user_content
+from carellm.prompts import ModelInputs, chat_messages
 from carellm.qwen3 import QWEN3_MODEL, QWEN3_TINY
 from carellm.turn import PreparedTurn
 
@@ -112,34 +112,13 @@ def load_qwen3(model: str, *, device=None, dtype=None, speech: bool = True,
     return Qwen3Engine(net, processor, info)
 
 
-def _messages(system: str, history: list, current: PreparedTurn):
-    """Chat messages, the media of the shown turns in prompt order, and for each audio
-    the video it comes from (None for a recording)."""
-    messages = [{"role": "system", "content": system}]
-    audio, audio_src, images, videos = [], [], [], []
-    for turn, reply, keep in [*history, (current, None, True)]:
-        messages.append({"role": "user", "content": user_content(turn, with_media=keep)})
-        if keep:
-            audio += turn.audio
-            audio_src += [None] * len(turn.audio)
-            images += [] if turn.image is None else [turn.image]
-            if turn.video is not None:
-                if turn.use_audio_in_video:
-                    audio.append(turn.video.audio)
-                    audio_src.append(len(videos))
-                videos.append(turn.video)
-        if reply is not None:
-            messages.append({"role": "assistant", "content": reply})
-    return messages, audio, audio_src, images, videos
-
-
 def build_qwen3_inputs(engine, system: str, history: list, current: PreparedTurn) -> ModelInputs:
     """Render the conversation with Qwen3-Omni's chat template and run its processor once
     (as `carellm.prompts.build_inputs` does for 2.5). A video's audio track is read with
     it only when every video of the prompt has one (one flag for the whole prompt)."""
     from carellm.media import processor_video_kwargs
 
-    messages, audio, audio_src, images, videos = _messages(system, history, current)
+    messages, audio, audio_src, images, videos = chat_messages(system, history, current)
     text = engine.processor.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=False
     )
