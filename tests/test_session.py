@@ -487,7 +487,11 @@ def test_time_waiting_for_the_engine_is_reported_as_queue(engine):
         events = session.stream(Turn(text="Hello"))
         first = threading.Thread(target=lambda: next(events), daemon=True)
         first.start()
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while not any(t.name == "carellm-turn" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the turn's worker never started"
+            time.sleep(0.01)
+        time.sleep(0.6)  # held 0.6 s after the worker began to wait (0.1 s of slack)
         assert first.is_alive()  # queued behind the lock
     first.join(30)
     reply = [e for e in events if isinstance(e, Final)][0].reply
