@@ -32,7 +32,7 @@ from carellm.reply import (
     TextDelta,
 )
 from carellm.turn import PreparedTurn, Turn, prepare
-from carellm.worker import TurnCancelled, TurnWorker, stop_points
+from carellm.worker import TurnCancelled, TurnWorker, stop_points, worker_stream
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,24 @@ class _Finished:
     reply: Reply
     media_tokens: int  # placeholder tokens of the turn's media (context-budget trimming)
     context: context.Context | None  # the thinker's cache for the next turn, or None
+
+
+def stream_in_worker(session, turn: Turn, report: bool, *, cancel=None, points=()):
+    """The stream of a session whose ``_run(prepared, report, clock, start)`` yields its
+    events and ends with Final: the turn is prepared here (a bad input raises before any
+    model work), then run in a `TurnWorker` that holds the engine lock, so any thread may
+    resume, close or drop the stream; closing it ends the turn. Used by the llama.cpp and
+    Qwen3-Omni sessions (`Session.stream` also keeps its history in the reader)."""
+    clock = Stopwatch()
+    start = time.perf_counter()
+    prepared = (
+        turn if isinstance(turn, PreparedTurn) else prepare(turn, session.engine.media_limits)
+    )
+    clock.add("media", start)
+    yield from worker_stream(
+        session.engine.lock, partial(session._run, prepared, report, clock, start),
+        on_queued=partial(clock.add, "queue"), points=points, cancel=cancel,
+    )  # fmt: skip
 
 
 class Session(Conversation):

@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from functools import partial
 
 from carellm import emotion, safety
 from carellm.assessment import _question_ids, escalation_for  # ids encoded once per engine
@@ -25,9 +24,8 @@ from carellm.conversation import Conversation, SessionOptions, check_language
 from carellm.lite.engine import check_room
 from carellm.prompts import CRISIS_NOTE, build_inputs, check_voice, get_persona, system_prompt
 from carellm.reply import OUTPUT_RATE, Assessment, EscalationDelta, Final, Reply, TextDelta
-from carellm.session import CONTEXT_BUDGET, Session, Stopwatch
-from carellm.turn import PreparedTurn, Turn, prepare
-from carellm.worker import worker_stream
+from carellm.session import CONTEXT_BUDGET, Session, Stopwatch, stream_in_worker
+from carellm.turn import PreparedTurn, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +55,7 @@ class LlamaSession(Conversation):
     def stream(self, turn: Turn, report: bool = True, *, cancel=None) -> Iterator[object]:
         """Yield Assessment and TextDelta events, then Final(reply). Closing the stream or
         setting ``cancel`` (a threading.Event) ends the turn with the history unchanged."""
-        clock = Stopwatch()
-        start = t = time.perf_counter()
-        prepared = (
-            turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
-        )
-        clock.add("media", t)
-        # the model work runs in a worker thread holding the engine lock (`TurnWorker`), so
-        # any thread may resume, close or drop this stream; closing it ends the turn
-        yield from worker_stream(
-            self.engine.lock, partial(self._run, prepared, report, clock, start),
-            on_queued=partial(clock.add, "queue"), cancel=cancel,
-        )  # fmt: skip
+        yield from stream_in_worker(self, turn, report, cancel=cancel)
 
     def _run(self, prepared: PreparedTurn, report: bool, clock: Stopwatch, start: float):
         engine, opts = self.engine, self.options

@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from functools import partial
 
 import numpy as np
 import torch
@@ -38,9 +37,8 @@ from carellm.reply import (
     Reply,
     TextDelta,
 )
-from carellm.session import CONTEXT_BUDGET, Session, Stopwatch, check_speech
-from carellm.turn import PreparedTurn, Turn, prepare
-from carellm.worker import worker_stream
+from carellm.session import CONTEXT_BUDGET, Session, Stopwatch, check_speech, stream_in_worker
+from carellm.turn import PreparedTurn, Turn
 
 logger = logging.getLogger(__name__)
 
@@ -105,22 +103,10 @@ class Qwen3Session(Conversation):
         (`TurnWorker`), so any thread may resume, close or drop this stream.
         """
         self._cancel = cancel = cancel if cancel is not None else threading.Event()
-        clock = Stopwatch()
-        start = t = time.perf_counter()
-        prepared = (
-            turn if isinstance(turn, PreparedTurn) else prepare(turn, self.engine.media_limits)
-        )
-        clock.add("media", t)
         engine = self.engine
-        points = [
-            m
-            for m in (engine.thinker.model, getattr(engine.model, "talker", None))
-            if m is not None
-        ]
-        yield from worker_stream(
-            engine.lock, partial(self._run, prepared, report, clock, start),
-            on_queued=partial(clock.add, "queue"), points=points, cancel=cancel,
-        )  # fmt: skip
+        talker = getattr(engine.model, "talker", None)  # stop points: thinker and talker steps
+        points = [engine.thinker.model] + ([talker] if talker is not None else [])
+        yield from stream_in_worker(self, turn, report, cancel=cancel, points=points)
 
     def _run(self, prepared: PreparedTurn, report: bool, clock: Stopwatch, start: float):
         engine, opts = self.engine, self.options
